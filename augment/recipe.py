@@ -8,7 +8,7 @@ import numpy as np
 
 from augment.config import AugmentConfig
 from augment.ops import MASK, block_width, draw_plan
-from augment.seeding import source_rng
+from augment.seeding import source_uniforms
 from augment.types import Sample, TaggedSentence
 from augment.vocab import PosVocabulary
 
@@ -50,7 +50,6 @@ class _Sides:
         spaces = self.spaces = [sp for s in sentences for sp in s.spaces]
         self.tok_ws = [t + sp for s in sentences for t, sp in zip(s.tokens, s.spaces, strict=True)]
         self.mask_ws = [cfg.mask_token + sp for sp in spaces]
-        self.words = vocab.compiled.words
         n = plan.action.shape[0]
         rows = np.arange(n)[:, None]
         pad = np.zeros((n, 1), dtype=np.int64)
@@ -70,35 +69,34 @@ class _Sides:
         self.replaced = ((masked_in + swapped_in == width) & (lens > 0)).T.tolist()
         self.start = plan.start.T.tolist()
         self.end = plan.end.T.tolist()
-        # Every non-KEEP token, row-major, with its replacement text; a sample's range in this
-        # list is found by searchsorted on (row, column) keys.
+        # The text pieces of every sample: the tokens with their whitespace, replaced where the
+        # plan says; one list per sample index i. A sample's text is a join over its window.
+        tok_ws = np.empty(plan.action.shape[1], dtype=object)
+        tok_ws[:] = self.tok_ws
+        pieces = np.empty(plan.action.shape, dtype=object)  # (n, sum T)
+        pieces[:] = tok_ws
         rows_nz, cols_nz = np.nonzero(plan.action)
-        total_tok = plan.action.shape[1]
-        keys = rows_nz * total_tok + cols_nz
-        row_base = (np.arange(n) * total_tok)[:, None]
-        self.lo = np.searchsorted(keys, row_base + plan.start).T.tolist()
-        self.hi = np.searchsorted(keys, row_base + plan.end).T.tolist()
-        self.cols = cols_nz.tolist()
-        words, mask_ws = self.words, self.mask_ws
-        self.repl = [
-            mask_ws[j] if act == MASK else words[w] + spaces[j]
-            for j, act, w in zip(
-                self.cols,
-                plan.action[rows_nz, cols_nz].tolist(),
-                plan.word[rows_nz, cols_nz].tolist(),
-                strict=True,
-            )
-        ]
+        if len(cols_nz):
+            is_mask = plan.action[rows_nz, cols_nz] == MASK
+            repl = np.empty(len(cols_nz), dtype=object)
+            mask_ws = np.empty(len(spaces), dtype=object)
+            mask_ws[:] = self.mask_ws
+            repl[is_mask] = mask_ws[cols_nz[is_mask]]
+            swapped = ~is_mask
+            if swapped.any():
+                sp = np.empty(len(spaces), dtype=object)
+                sp[:] = spaces
+                wid = plan.word[rows_nz[swapped], cols_nz[swapped]]
+                repl[swapped] = vocab.compiled.words_array[wid] + sp[cols_nz[swapped]]
+            pieces[rows_nz, cols_nz] = repl
+        self.pieces = pieces.tolist()
+
+    def original(self, s: int) -> str:
+        offsets = self.plan.offsets
+        return "".join(self.tok_ws[offsets[s] : offsets[s + 1]]).strip()
 
     def text(self, s: int, i: int) -> str:
-        a, b = self.start[s][i], self.end[s][i]
-        parts = self.tok_ws[a:b]
-        lo, hi = self.lo[s][i], self.hi[s][i]
-        if lo < hi:
-            cols, repl = self.cols, self.repl
-            for k in range(lo, hi):
-                parts[cols[k] - a] = repl[k]
-        return "".join(parts).rstrip()
+        return "".join(self.pieces[i][self.start[s][i] : self.end[s][i]]).rstrip()
 
 
 def _check_example(source_id, a, b, config: AugmentConfig) -> None:
@@ -141,34 +139,34 @@ def augment_batch(
     us_a, us_b = [], []
     for source_id, a, b in examples:
         wa = block_width(len(a))
-        u = source_rng(config.seed, source_id).random(
-            (n, wa + (block_width(len(b)) if pairs else 0))
-        )  # (n_iter, W): row i is sample i's draws
+        # (n_iter, W): row i is sample i's draws, the same stream as source_rng(seed, id)
+        u = source_uniforms(config.seed, source_id, (n, wa + (block_width(len(b)) if pairs else 0)))
         us_a.append(u[:, :wa])
         if pairs:
             us_b.append(u[:, wa:])
     side_a = _Sides([a for _, a, _ in examples], us_a, vocab, config)
     side_b = _Sides([b for _, _, b in examples], us_b, vocab, config) if pairs else None
     cycle = _SIDES[config.pair_mode]
+    join = "".join
     out: list[list[Sample]] = []
-    for s, (_, a, b) in enumerate(examples):
-        orig_a = a.text.strip()
+    for s, (_, a, _b) in enumerate(examples):
+        orig_a = side_a.original(s)
         samples: list[Sample] = []
         out.append(samples)
         code_a, replaced_a = side_a.code[s], side_a.replaced[s]
         if not pairs:
             if not len(a):
                 continue
-            seen = {orig_a}
+            # first occurrence of each text, in sample order; then drop the original's text
+            first: dict[str, int] = {}
+            pieces, start, end = side_a.pieces, side_a.start[s], side_a.end[s]
             for i in range(n):
-                if replaced_a[i]:
-                    continue
-                text = side_a.text(s, i)
-                if text not in seen:
-                    seen.add(text)
-                    samples.append(Sample(i, text, None, _OPS[code_a[i]]))
+                if not replaced_a[i]:
+                    first.setdefault(join(pieces[i][start[i] : end[i]]).rstrip(), i)
+            first.pop(orig_a, None)
+            samples.extend([Sample(i, t, None, _OPS[code_a[i]]) for t, i in first.items()])
             continue
-        orig_b = b.text.strip()
+        orig_b = side_b.original(s)
         code_b, replaced_b = side_b.code[s], side_b.replaced[s]
         seen_pairs = {(orig_a, orig_b)}
         for i in range(n):

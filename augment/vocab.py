@@ -19,7 +19,7 @@ from augment.types import TaggedSentence
 class _Compiled:
     """Flat arrays over all (tag, word) entries, tags sorted, words sorted within a tag."""
 
-    __slots__ = ("words", "cum", "tag_span", "word_id")
+    __slots__ = ("words", "words_array", "cum", "tag_span", "word_id")
 
     def __init__(self, counts: Mapping[str, Mapping[str, int]]):
         words: list[str] = []
@@ -42,6 +42,8 @@ class _Compiled:
             self.tag_span[tag] = (lo, len(words), float(running), float(total))
             running += total
         self.words = words
+        self.words_array = np.empty(len(words), dtype=object)  # for vectorised concatenation
+        self.words_array[:] = words
         # cum[k] = total count of entries 0..k; entry k owns [cum[k-1], cum[k]).
         self.cum = np.cumsum(np.asarray(weights, dtype=np.float64))
 
