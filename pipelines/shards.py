@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from datasets import ClassLabel, Features, List, Value
 
 from augment.seeding import stable_hash64
-from pipelines.records import row_sort_key
+from pipelines.records import pack, row_sort_key, unpack
 from pipelines.stages import _Stage
 from pipelines.tasks import TaskSpec
 
@@ -46,6 +46,8 @@ def rows_to_table(rows: list, features: Features) -> pa.Table:
     """Rows (``Row`` or ``Row`` + logits) -> a table with the features in its schema metadata."""
     schema = features.arrow_schema
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
+    if len(columns) != len(schema.names):
+        raise ValueError(f"rows have {len(columns)} fields, the schema {len(schema.names)}")
     return pa.Table.from_arrays(
         [pa.array(list(col), type=field.type) for col, field in zip(columns, schema, strict=True)],
         schema=schema,
@@ -66,7 +68,8 @@ class _ShardKeyFn(beam.DoFn):
         parts: dict[int, list] = {}
         for row in rows:
             parts.setdefault(stable_hash64(row[0]) % self.num_shards, []).append(row)
-        yield from parts.items()
+        for shard, part in parts.items():
+            yield shard, pack(part)
 
 
 class _WriteShardFn(beam.DoFn):
@@ -79,7 +82,7 @@ class _WriteShardFn(beam.DoFn):
     def process(self, element):
         started = time.perf_counter()
         index, parts = element
-        rows = [r for part in parts for r in part]
+        rows = [r for part in parts for r in unpack(part)]
         rows.sort(key=row_sort_key)
         name = shard_name(index, self.num_shards)
         write_table(rows_to_table(rows, self.features), posixpath.join(self.directory, name))
@@ -103,7 +106,7 @@ class WriteArrowShards(beam.PTransform):
     def expand(self, batches):
         keyed = batches | "KeyByShard" >> beam.ParDo(_ShardKeyFn(self.num_shards))
         every = batches.pipeline | "EveryShard" >> beam.Create(
-            [(k, []) for k in range(self.num_shards)]
+            [(k, pack([])) for k in range(self.num_shards)]
         )
         return (
             (keyed, every)

@@ -2,7 +2,8 @@
 
 A Beam step costs about a microsecond per element in-process and far more where elements are
 encoded between stages, and spaCy is much faster over ``nlp.pipe`` batches than per row; so
-every expensive stage takes and emits lists of ~``batch_size`` rows.
+every expensive stage takes and emits one ``bytes`` value per batch of ~``batch_size`` source
+rows (``records.pack``): plain tuples inside, decoded where they are used.
 """
 
 from __future__ import annotations
@@ -16,15 +17,35 @@ from collections.abc import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from augment import AugmentConfig, PosVocabulary, augment_batch, load_tagger, tag_texts
+from augment import (
+    AugmentConfig,
+    PosVocabulary,
+    TaggedSentence,
+    augment_batch,
+    load_tagger,
+    tag_texts,
+)
 from augment.seeding import stable_hash64
 from pipelines.readers import Columns, read_file
-from pipelines.records import DeadLetter, Example, Row, row_sort_key
+from pipelines.records import (
+    IS_ORIGINAL,
+    TEXT_A,
+    TEXT_B,
+    DeadLetter,
+    Example,
+    pack,
+    row_sort_key,
+    unpack,
+)
 from pipelines.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 NAMESPACE = "transferset"
 DEAD = "dead_letter"
+
+
+def astuple(s: TaggedSentence) -> tuple:
+    return s.tokens, s.spaces, s.tags
 
 
 def counter(name: str):
@@ -71,19 +92,19 @@ class _ReadFileFn(beam.DoFn):
                 self.dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, item)
                 continue
-            batch.append(item)
+            batch.append(tuple(item))
             if len(batch) >= self.batch_size:
                 self.stage.done(len(batch), started)
                 started = time.perf_counter()
-                yield batch
+                yield pack(batch)
                 batch = []
         if batch:
             self.stage.done(len(batch), started)
-            yield batch
+            yield pack(batch)
 
 
 class ReadExamples(beam.PTransform):
-    """Files -> batches of ``Example`` (main) and ``DeadLetter``s (tag ``dead_letter``)."""
+    """Files -> packed ``Example`` batches (main) and ``DeadLetter``s (``dead_letter``)."""
 
     def __init__(
         self,
@@ -124,8 +145,9 @@ class _TagFn(beam.DoFn):
         self.stage = _Stage("tagged")
         self.dead = counter("dead_lettered")
 
-    def process(self, batch: list[Example]):
+    def process(self, packed: bytes):
         started = time.perf_counter()
+        batch = [Example(*t) for t in unpack(packed)]
         pairs = batch[0].text_b is not None
         texts = [ex.text_a for ex in batch] + ([ex.text_b for ex in batch] if pairs else [])
         tagged = list(tag_texts(self.nlp, texts, scheme=self.scheme, batch_size=len(texts)))
@@ -148,14 +170,17 @@ class _TagFn(beam.DoFn):
                     DEAD, DeadLetter(ex.source, ex.line_number, raw, reason)
                 )
             else:
-                out.append((ex, a, b))
+                out.append((tuple(ex), astuple(a), astuple(b) if b is not None else None))
         self.stage.done(len(out), started)
         if out:
-            yield out
+            yield pack(out)
 
 
 class TagExamples(beam.PTransform):
-    """Batches of ``Example`` -> batches of ``(example, tagged_a, tagged_b)``; one spaCy pass."""
+    """Packed ``Example`` batches -> packed ``(example, tagged_a, tagged_b)`` batches.
+
+    One spaCy pass per source text; rows over ``max_tokens`` become dead letters.
+    """
 
     def __init__(self, spacy_model: str | None, scheme: str, max_tokens: int | None):
         super().__init__()
@@ -173,11 +198,11 @@ class _VocabularyFn(beam.CombineFn):
     def create_accumulator(self):
         return PosVocabulary()
 
-    def add_input(self, acc, batch):
-        for _, a, b in batch:
-            acc.add(a)
+    def add_input(self, acc, packed):
+        for _, a, b in unpack(packed):
+            acc.add(TaggedSentence(*a))
             if b is not None:
-                acc.add(b)
+                acc.add(TaggedSentence(*b))
         return acc
 
     def merge_accumulators(self, accs):
@@ -204,20 +229,25 @@ class _AugmentFn(beam.DoFn):
         self.stage = _Stage("sampled")
         self.drawn = counter("drawn")
 
-    def process(self, batch, vocab: PosVocabulary):
+    def process(self, packed: bytes, vocab: PosVocabulary):
         started = time.perf_counter()
+        batch = [
+            (Example(*ex), TaggedSentence(*a), TaggedSentence(*b) if b is not None else None)
+            for ex, a, b in unpack(packed)
+        ]
         samples = augment_batch(
             [(ex.source_id, a, b) for ex, a, b in batch], vocab=vocab, config=self.config
         )
-        rows: list[Row] = []
+        rows: list[tuple] = []  # laid out like records.Row
         n = 0
+        unlabelled = self.unlabelled
         for (ex, _, _), kept in zip(batch, samples, strict=True):
             sid = ex.source_id
-            rows.append(Row(sid, sid, ex.text_a, ex.text_b, ex.label, True, ""))
-            for s in kept:
-                rows.append(
-                    Row(f"{sid}-{s.index}", sid, s.text_a, s.text_b, self.unlabelled, False, s.ops)
-                )
+            rows.append((sid, sid, ex.text_a, ex.text_b, ex.label, True, ""))
+            rows += [
+                (f"{sid}-{s.index}", sid, s.text_a, s.text_b, unlabelled, False, s.ops)
+                for s in kept
+            ]
             n += len(kept)
         self.drawn.inc(len(batch) * self.config.n_iter)
         self.stage.done(n, started)
@@ -225,7 +255,7 @@ class _AugmentFn(beam.DoFn):
 
 
 class AugmentExamples(beam.PTransform):
-    """Tagged batches + vocabulary -> batches of ``Row`` (each original, then its samples)."""
+    """Tagged batches + vocabulary -> lists of row tuples (each original, then its samples)."""
 
     def __init__(self, vocab, config: AugmentConfig, regression: bool):
         super().__init__()
@@ -238,19 +268,41 @@ class AugmentExamples(beam.PTransform):
 
 
 # -- dedup ----------------------------------------------------------------------------------------
-def text_key(row: Row) -> str:
-    return row.text_a.strip() + "\x00" + (row.text_b or "").strip()
+def text_key(row: tuple) -> str:
+    return row[TEXT_A].strip() + "\x00" + (row[TEXT_B] or "").strip()
 
 
 class _BucketFn(beam.DoFn):
     def __init__(self, buckets: int):
         self.buckets = buckets
 
-    def process(self, rows: list[Row]):
-        parts: dict[int, list[Row]] = {}
+    def process(self, rows: list[tuple]):
+        parts: dict[int, list[tuple]] = {}
         for row in rows:
             parts.setdefault(stable_hash64(text_key(row)) % self.buckets, []).append(row)
-        yield from parts.items()
+        for bucket, part in parts.items():
+            yield bucket, pack(part)
+
+
+def deduplicate(rows: Iterable[tuple]) -> tuple[list[tuple], int]:
+    """Rows with distinct texts, and how many were dropped.
+
+    Originals all stay (each is a source row); a sample whose text another row has is dropped
+    unless it has the smallest id among samples of a text no original has.
+    """
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(text_key(row), []).append(row)
+    out: list[tuple] = []
+    dropped = 0
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        keep = [r for r in group if r[IS_ORIGINAL]] or [min(group, key=row_sort_key)]
+        out.extend(keep)
+        dropped += len(group) - len(keep)
+    return out, dropped
 
 
 class _DedupFn(beam.DoFn):
@@ -261,20 +313,9 @@ class _DedupFn(beam.DoFn):
     def process(self, element):
         started = time.perf_counter()
         _, parts = element
-        groups: dict[str, list[Row]] = {}
-        for part in parts:
-            for row in part:
-                groups.setdefault(text_key(row), []).append(row)
-        out: list[Row] = []
-        for rows in groups.values():
-            if len(rows) == 1:
-                out.append(rows[0])
-                continue
-            originals = [r for r in rows if r.is_original]
-            # originals all stay (each is a source row); otherwise the smallest id wins
-            keep = originals or [min(rows, key=row_sort_key)]
-            out.extend(keep)
-            self.dropped.inc(len(rows) - len(keep))
+        out, dropped = deduplicate(row for part in parts for row in unpack(part))
+        out.sort(key=row_sort_key)  # the teacher's batches must not depend on bundle order
+        self.dropped.inc(dropped)
         self.stage.done(len(out), started)
         yield out
 

@@ -302,6 +302,6 @@ def test_deduplicate_samples_keeps_originals_then_the_smallest_id():
             | DeduplicateSamples(buckets=4)
             | beam.combiners.ToList()
             | beam.Map(flatten_batches)
-            | beam.FlatMap(lambda rs: [r.id for r in rs])
+            | beam.FlatMap(lambda rs: [r[0] for r in rs])
         )
         assert_that(kept, equal_to(["2", "10", "9-7", "9-1"]))
