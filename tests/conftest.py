@@ -26,3 +26,43 @@ def nlp():
     from augment import load_tagger
 
     return load_tagger()
+
+
+def make_tiny_teacher(
+    path: Path, labels: tuple[str, ...] | None = ("negative", "positive"), seed: int = 0
+) -> Path:
+    """A 2-layer, 32-wide BERT classifier with a local WordPiece vocabulary (no hub).
+
+    ``labels=None`` makes a one-output regression head.
+    """
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    words = ["the", "a", "film", "movie", "good", "bad", "is", "it", "and", "of", "'s", "not"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,!?'\"-;:()", *letters, *words]
+    vocab += [f"##{c}" for c in letters]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    names = labels or ("score",)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        problem_type="regression" if labels is None else "single_label_classification",
+    )
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory) -> Path:
+    return make_tiny_teacher(tmp_path_factory.mktemp("teacher") / "tiny")

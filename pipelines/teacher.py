@@ -1,0 +1,250 @@
+"""The teacher: load a local checkpoint safely, check its labels, score texts in token budgets.
+
+Nothing here is Beam: ``AttachTeacherLogits`` (in ``teacher_stage.py``) wraps it. Logits are raw
+float32 (no temperature), reordered to the task's label order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    path: str  # local transformers checkpoint folder
+    max_length: int = 128  # tokens per text (pair); longer inputs are truncated and counted
+    max_tokens: int = 2048  # token budget per forward pass (rows x padded length); CPU sweet
+    max_batch: int = 64  # spot measured by bench/teacher.py; raise both a lot on a GPU
+    dtype: str = (
+        "auto"  # auto: float32 on CPU, bfloat16 autocast on CUDA; or float32/bfloat16/float16
+    )
+    device: str = "auto"  # auto: cuda when available, else cpu
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    label_map: tuple[tuple[str, str], ...] = field(default=())  # (task label, teacher label)
+    allow_pickle: bool = False  # allow a pickle .bin checkpoint (unsafe: runs code on load)
+
+
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def weights_file(path: str, allow_pickle: bool = False) -> str:
+    """The checkpoint's weights file; a pickle checkpoint is refused unless allowed."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"teacher {path!r}: no such folder (a local checkpoint is needed)")
+    for name in _WEIGHTS:
+        if os.path.exists(os.path.join(path, name)):
+            return os.path.join(path, name)
+    for name in _PICKLES:
+        if os.path.exists(os.path.join(path, name)):
+            if allow_pickle:
+                return os.path.join(path, name)
+            raise ValueError(
+                f"teacher {path!r} has only a pickle checkpoint ({name}); loading it can run "
+                "arbitrary code. Convert it to safetensors, or pass --allow-pickle if you trust it"
+            )
+    raise FileNotFoundError(f"teacher {path!r}: no model.safetensors (or pytorch_model.bin)")
+
+
+def weights_sha256(path: str, allow_pickle: bool = False) -> str:
+    """sha256 of the weights (of every shard, in order, for a sharded checkpoint)."""
+    main = weights_file(path, allow_pickle)
+    files = [main]
+    if main.endswith(".index.json"):
+        import json
+
+        with open(main) as f:
+            files = [
+                os.path.join(path, n) for n in sorted(set(json.load(f)["weight_map"].values()))
+            ]
+    h = hashlib.sha256()
+    for name in files:
+        with open(name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def label_order(
+    id2label: dict[int, str],
+    task_labels: tuple[str, ...] | None,
+    label_map: tuple[tuple[str, str], ...] = (),
+) -> list[int]:
+    """``perm`` such that task logits = teacher logits[:, perm]; a clear error if impossible."""
+    names = [id2label[i] for i in range(len(id2label))]
+    if task_labels is None:  # regression
+        if len(names) != 1:
+            raise ValueError(f"a regression task needs a teacher with one output, it has {names}")
+        return [0]
+    if label_map:
+        mapping = dict(label_map)
+        missing = [t for t in task_labels if mapping.get(t) not in names]
+        if missing:
+            raise ValueError(
+                f"--label-map does not map task labels {missing} to teacher labels {names}"
+            )
+        return [names.index(mapping[t]) for t in task_labels]
+    lower = [n.lower() for n in names]
+    if sorted(lower) == sorted(t.lower() for t in task_labels):
+        perm = [lower.index(t.lower()) for t in task_labels]
+        if perm != list(range(len(perm))):
+            logger.warning(
+                "teacher labels %s are in another order than the task's %s: reordering the logits",
+                names,
+                list(task_labels),
+            )
+        return perm
+    if all(re.fullmatch(r"LABEL_\d+", n) for n in names) and len(names) == len(task_labels):
+        logger.warning(
+            "teacher labels are generic %s: assuming they mean %s in that order "
+            "(pass --label-map to say otherwise)",
+            names,
+            list(task_labels),
+        )
+        return list(range(len(names)))
+    raise ValueError(
+        f"teacher labels {names} do not match the task's labels {list(task_labels)}; pass "
+        "--label-map TASK_LABEL=TEACHER_LABEL,... if they mean the same things"
+    )
+
+
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length whose padded size fits the budget."""
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    n = len(order)
+    while start < n:
+        end = start + 1
+        while (
+            end < n
+            and end - start < max_batch
+            and (end - start + 1) * lengths[order[end]] <= max_tokens
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def resolve_device_dtype(config: TeacherConfig):
+    """``auto`` made concrete: (torch.device, dtype name)."""
+    import torch
+
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
+    dtype = config.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
+    return device, dtype
+
+
+class Teacher:
+    """A loaded teacher; one per worker process (shared between its threads)."""
+
+    def __init__(self, config: TeacherConfig, task_labels: tuple[str, ...] | None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.config = config
+        weights = weights_file(config.path, config.allow_pickle)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu")
+            if config.device == "auto"
+            else config.device
+        )
+        self.device, dtype = resolve_device_dtype(config)
+        self.dtype = dtype
+        self.autocast = None if dtype == "float32" else getattr(torch, dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.path)
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(
+                config.path, use_safetensors=not weights.endswith((".bin", ".bin.index.json"))
+            )
+            .to(self.device)
+            .eval()
+        )
+        id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.id2label = id2label
+        self.perm = label_order(id2label, task_labels, config.label_map)
+        self.num_labels = len(self.perm)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.forward_passes = 0
+        self.rows = 0
+        self.truncated = 0
+        self.seconds = 0.0
+        self._torch = torch
+
+    def encode(self, texts_a: list[str], texts_b: list[str] | None) -> tuple[list, list, int]:
+        """Token ids (and type ids) per row, truncated to ``max_length``; and how many were."""
+        tok, limit = self.tokenizer, self.config.max_length
+        enc = tok(texts_a, texts_b, truncation=False, padding=False, verbose=False)
+        ids, types = enc["input_ids"], enc.get("token_type_ids")
+        long = [i for i, x in enumerate(ids) if len(x) > limit]
+        if long:  # rare: re-encode only those, with the tokenizer's own truncation
+            again = tok(
+                [texts_a[i] for i in long],
+                [texts_b[i] for i in long] if texts_b is not None else None,
+                truncation=True,
+                max_length=limit,
+                padding=False,
+            )
+            for k, i in enumerate(long):
+                ids[i] = again["input_ids"][k]
+                if types is not None:
+                    types[i] = again["token_type_ids"][k]
+        return ids, types, len(long)
+
+    def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
+        """``(n, num_labels)`` float32 logits in the task's label order."""
+        torch = self._torch
+        started = time.perf_counter()
+        n = len(texts_a)
+        out = np.empty((n, self.num_labels), dtype=np.float32)
+        if n == 0:
+            return out
+        ids, types, truncated = self.encode(texts_a, texts_b)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
+        cfg = self.config
+        with torch.inference_mode():
+            for batch in token_budget_batches(lengths, cfg.max_tokens, cfg.max_batch):
+                width = int(lengths[batch].max())
+                input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
+                type_ids = np.zeros((len(batch), width), dtype=np.int64) if types else None
+                for r, i in enumerate(batch.tolist()):
+                    k = len(ids[i])
+                    input_ids[r, :k] = ids[i]
+                    mask[r, :k] = 1
+                    if type_ids is not None:
+                        type_ids[r, :k] = types[i]
+                inputs = {
+                    "input_ids": torch.from_numpy(input_ids).to(self.device),
+                    "attention_mask": torch.from_numpy(mask).to(self.device),
+                }
+                if type_ids is not None:
+                    inputs["token_type_ids"] = torch.from_numpy(type_ids).to(self.device)
+                if self.autocast is not None:
+                    with torch.autocast(self.device.type, dtype=self.autocast):
+                        logits = self.model(**inputs).logits
+                else:
+                    logits = self.model(**inputs).logits
+                out[batch] = logits.float().cpu().numpy()[:, self.perm]
+                self.forward_passes += 1
+        self.rows += n
+        self.truncated += truncated
+        self.seconds += time.perf_counter() - started
+        return out

@@ -1,0 +1,73 @@
+"""finetune-teacher: a few steps on real SST-2 lines, and the checkpoint feeds the build."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+
+from distill.metrics import glue_metrics, main_metric
+from pipelines import build
+from transferset_cli import main as cli_main
+
+
+def test_finetune_teacher_saves_a_checkpoint_the_build_loads(glue_dir, tiny_teacher, tmp_path):
+    out = tmp_path / "teacher"
+    code = cli_main(
+        [
+            "finetune-teacher",
+            "--task",
+            "sst2",
+            "--train",
+            str(glue_dir / "SST-2" / "train.tsv"),
+            "--dev",
+            str(glue_dir / "SST-2" / "dev.tsv"),
+            "--limit",
+            "200",
+            "--base",
+            str(tiny_teacher),
+            "--out",
+            str(out),
+            "--max-steps",
+            "5",
+            "--batch-size",
+            "16",
+        ]
+    )
+    assert code == 0
+    assert (out / "model.safetensors").exists() and not (out / "pytorch_model.bin").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    history = json.loads((out / "finetune.json").read_text())["history"]
+    assert len(history) == 1 and 0.0 <= history[0]["dev"]["accuracy"] <= 1.0
+    assert np.isfinite(history[0]["train_loss"])
+    shards = tmp_path / "set"
+    build.run(
+        [
+            "--task",
+            "sst2",
+            "--input",
+            str(glue_dir / "SST-2" / "dev.tsv"),
+            "--limit",
+            "20",
+            "--out",
+            str(shards),
+            "--n-iter",
+            "2",
+            "--teacher",
+            str(out),
+        ]
+    )
+    ds = datasets.load_from_disk(str(shards))
+    assert all(len(x) == 2 for x in ds["teacher_logits"])
+
+
+def test_glue_metrics_match_hand_computed_values():
+    m = glue_metrics("mrpc", [1, 0, 1, 1], [1, 0, 0, 1])
+    assert m == {"accuracy": 0.75, "f1": 0.8}
+    assert main_metric("mrpc", m) == 0.8
+    cola = glue_metrics("cola", [1, 0, 1, 0], [1, 0, 1, 0])
+    assert cola["matthews_correlation"] == 1.0
+    sts = glue_metrics("sts-b", [0.0, 1.0, 2.0], [0.0, 2.0, 4.0])
+    assert abs(sts["pearson"] - 1.0) < 1e-12 and abs(sts["spearmanr"] - 1.0) < 1e-12
