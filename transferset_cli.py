@@ -53,6 +53,119 @@ def _finetune_teacher(argv: list[str]) -> int:
     return 0
 
 
+def _eval_dataset(path: str, task: str):
+    """``--eval`` / ``--data``: a transfer set folder (its originals) or a labelled file."""
+    import os
+
+    if os.path.isdir(path):
+        import datasets
+
+        ds = datasets.load_from_disk(path)
+        if "is_original" in ds.column_names:
+            ds = ds.filter(lambda r: r["is_original"])
+        return ds
+    from pipelines.readers import read_examples
+    from pipelines.tasks import get_task
+
+    return read_examples(path, get_task(task))
+
+
+def _train_student(argv: list[str]) -> int:
+    from distill.train import TrainConfig
+
+    ap = argparse.ArgumentParser(
+        prog="transferset train-student",
+        description="Train a BiLSTM (Tang et al.) or DistilBERT-style student on a transfer "
+        "set's cached teacher logits; keep the best dev epoch.",
+    )
+    ap.add_argument("--shards", required=True, help="transfer set folder (transferset build)")
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--student", choices=("bilstm", "transformer"), default="bilstm")
+    ap.add_argument("--eval", required=True, help="dev file (GLUE TSV, ...) or transfer set")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--loss", choices=("mse", "kl", "ce"), default="mse")
+    ap.add_argument("--temperature", type=float, default=2.0)
+    ap.add_argument("--alpha", type=float, default=0.0, help="weight of the gold-label loss")
+    ap.add_argument("--originals-only", action="store_true", help="ignore augmented rows")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--optimizer", choices=("adadelta", "adam"))
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--max-steps", type=int, help="optimiser steps per epoch at most")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--embeddings", choices=("random", "glove"), default="random")
+    ap.add_argument("--two-channels", action="store_true")
+    ap.add_argument("--hidden", type=int, default=150)
+    ap.add_argument("--min-count", type=int, default=1)
+    ap.add_argument("--max-vocab", type=int)
+    ap.add_argument("--teacher", help="transformer student: the checkpoint to initialise from")
+    ap.add_argument("--layers", type=int, default=3)
+    args = ap.parse_args(argv)
+
+    from distill.data import load_transfer_set
+    from distill.train import train_student
+
+    cfg = TrainConfig(
+        task=args.task,
+        student=args.student,
+        loss=args.loss,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        originals_only=args.originals_only,
+        epochs=args.epochs,
+        patience=args.patience,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        embeddings=args.embeddings,
+        two_channels=args.two_channels,
+        hidden=args.hidden,
+        min_count=args.min_count,
+        max_vocab=args.max_vocab,
+        teacher=args.teacher,
+        layers=args.layers,
+    ).resolved()
+    train, _ = load_transfer_set(args.shards, args.task, need_logits=args.loss != "ce")
+    metrics = train_student(cfg, train, _eval_dataset(args.eval, args.task), args.out)
+    print(
+        f"best epoch {metrics['best_epoch']}: dev {metrics['dev']} "
+        f"({metrics['parameters']:,} parameters) -> {args.out}"
+    )
+    return 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="transferset evaluate",
+        description="Score a student (or any local classifier checkpoint) with the task's GLUE "
+        "metrics, and measure its CPU sentences/s on the same data.",
+    )
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--data", required=True, help="labelled file or transfer set folder")
+    ap.add_argument("--out", help="metrics JSON (default: MODEL/eval-<data name>.json)")
+    ap.add_argument("--threads", type=int, help="torch threads for the speed measurement")
+    args = ap.parse_args(argv)
+
+    import os
+
+    from distill.evaluate import evaluate
+
+    result = evaluate(
+        args.model, args.task, _eval_dataset(args.data, args.task), threads=args.threads
+    )
+    out = args.out or os.path.join(
+        args.model, f"eval-{os.path.basename(os.path.normpath(args.data))}.json"
+    )
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 # subcommand -> (callable path, one-line help)
 COMMANDS = {
     "build": ("pipelines.build:main", "build a transfer set (Beam pipeline -> Arrow shards)"),
@@ -60,6 +173,8 @@ COMMANDS = {
         f"{__name__}:_finetune_teacher",
         "fine-tune a local encoder into a task teacher",
     ),
+    "train-student": (f"{__name__}:_train_student", "train a student on a transfer set"),
+    "evaluate": (f"{__name__}:_evaluate", "GLUE metrics and CPU sentences/s of a model"),
 }
 
 

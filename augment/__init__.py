@@ -7,7 +7,7 @@ from augment.config import AugmentConfig
 from augment.ops import mask, ngram, pos_replace
 from augment.recipe import augment_batch, augment_example
 from augment.seeding import source_rng, stable_hash64
-from augment.tagger import load_tagger, tag_texts
+from augment.tagger import load_tagger, tag_texts, word_tokenizer
 from augment.types import Sample, TaggedSentence
 from augment.vocab import PosVocabulary
 
@@ -25,4 +25,5 @@ __all__ = [
     "source_rng",
     "stable_hash64",
     "tag_texts",
+    "word_tokenizer",
 ]

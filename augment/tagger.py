@@ -92,3 +92,21 @@ def tag_texts(
 
     for doc in nlp.pipe(checked(texts), batch_size=batch_size):
         yield _to_tagged(doc, attr)
+
+
+def word_tokenizer(mask_token: str = "[MASK]"):
+    """spaCy's English tokenizer alone (the rules the tagger's pipeline tokenises with), with
+    ``mask_token`` kept whole; returns ``texts -> list of token lists``.
+
+    Students split text exactly as augmentation did, without loading a tagger.
+    """
+    import spacy
+    from spacy.symbols import ORTH
+
+    nlp = spacy.blank("en")
+    nlp.tokenizer.add_special_case(mask_token, [{ORTH: mask_token}])
+
+    def tokenize(texts: Iterable[str]) -> list[list[str]]:
+        return [[t.text for t in doc if not t.is_space] for doc in nlp.tokenizer.pipe(texts)]
+
+    return tokenize

@@ -1,0 +1,81 @@
+"""Transfer sets as training data: ``datasets.load_from_disk`` (memory-mapped, no copy)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def load_transfer_set(path: str, task: str, *, need_logits: bool = True):
+    """The shards at ``path``, checked against ``task``; returns ``(dataset, manifest)``."""
+    import datasets
+
+    from distill.metrics import task_key
+
+    if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "state.json")):
+        raise FileNotFoundError(
+            f"{path!r} is not a transfer set (no state.json): run `transferset build` first"
+        )
+    ds = datasets.load_from_disk(path)
+    manifest = {}
+    if os.path.exists(os.path.join(path, "manifest.json")):
+        with open(os.path.join(path, "manifest.json")) as f:
+            manifest = json.load(f)
+    built_for = manifest.get("task")
+    if built_for and task_key(built_for) != task_key(task):
+        raise ValueError(f"{path!r} was built for task {built_for!r}, not {task!r}")
+    check_labels(ds, task)
+    if len(ds) == 0:
+        raise ValueError(f"{path!r} holds no rows: nothing to train on")
+    if need_logits and "teacher_logits" not in ds.column_names:
+        raise ValueError(
+            f"{path!r} has no teacher_logits column: rebuild it with --teacher, or "
+            "train on gold labels with --loss ce --originals-only"
+        )
+    return ds, manifest
+
+
+def check_labels(ds, task: str) -> None:
+    """The dataset's label feature must be the task's (names, or a float for regression)."""
+    from datasets import ClassLabel
+
+    from distill.metrics import task_key
+
+    feature = ds.features.get("label")
+    regression = task_key(task) == "stsb"
+    if regression and isinstance(feature, ClassLabel):
+        raise ValueError(
+            f"task {task!r} is a regression task but the data has class labels {feature.names}"
+        )
+    if not regression and not isinstance(feature, ClassLabel):
+        raise ValueError(f"task {task!r} needs class labels; the data's label is {feature}")
+
+
+def label_names(ds) -> list[str] | None:
+    feature = ds.features["label"]
+    return list(feature.names) if hasattr(feature, "names") else None
+
+
+def columns(ds, *, originals_only: bool = False):
+    """Plain arrays for training: texts, labels, teacher logits (or None), original mask."""
+    is_original = np.asarray(
+        ds["is_original"] if "is_original" in ds.column_names else [True] * len(ds), dtype=bool
+    )
+    rows = np.flatnonzero(is_original) if originals_only else np.arange(len(ds))
+    if len(rows) == 0:
+        raise ValueError("no rows left to train on (no originals?)")
+    sub = ds.select(rows) if originals_only else ds
+    texts_b = list(sub["text_b"])
+    logits = (
+        np.asarray(list(sub["teacher_logits"]), dtype=np.float32)
+        if "teacher_logits" in sub.column_names
+        else None
+    )
+    return {
+        "text_a": list(sub["text_a"]),
+        "text_b": texts_b if texts_b and texts_b[0] is not None else None,
+        "label": np.asarray(list(sub["label"])),
+        "teacher_logits": logits,
+    }

@@ -1,0 +1,42 @@
+"""``transferset evaluate``: GLUE metrics of a saved model, and its CPU sentences/s."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from distill.data import check_labels, label_names
+from distill.students import load_model, num_parameters, predict
+from distill.train import score
+
+
+def evaluate(
+    model_dir: str, task: str, ds, *, threads: int | None = None, batch_size: int = 256
+) -> dict:
+    """Metrics on ``ds`` and the time to score it from raw text (tokenisation included)."""
+    if len(ds) == 0:
+        raise ValueError("the evaluation data is empty")
+    check_labels(ds, task)
+    adapter, meta = load_model(model_dir)
+    trained_on = meta.get("label_names")
+    if trained_on is not None and trained_on != label_names(ds):
+        raise ValueError(f"the model predicts {trained_on}, the data has {label_names(ds)}")
+    if threads:
+        torch.set_num_threads(threads)
+    texts_a = list(ds["text_a"])
+    texts_b = list(ds["text_b"]) if ds["text_b"][0] is not None else None
+    predict(adapter, texts_a[:64], texts_b[:64] if texts_b else None)  # warm-up
+    started = time.perf_counter()
+    logits = predict(adapter, texts_a, texts_b, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    return {
+        "model": model_dir,
+        "kind": meta.get("kind", "transformers"),
+        "task": task,
+        "rows": len(ds),
+        "metrics": score(task, logits, list(ds["label"])),
+        "parameters": num_parameters(adapter),
+        "cpu_sentences_per_second": round(len(ds) / seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+    }

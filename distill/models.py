@@ -1,0 +1,109 @@
+"""Students: Tang et al.'s BiLSTM (single and siamese) and a DistilBERT-style transformer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+
+@dataclass
+class BiLSTMConfig:
+    vocab_size: int
+    num_labels: int
+    embed_dim: int = 300  # Tang: 300-d word vectors; 50 when initialised from GloVe 6B 50d
+    hidden: int = 150  # one BiLSTM layer, 150 per direction
+    fc: int = 200  # ReLU layer before the logits
+    two_channels: bool = False  # a static and a trainable embedding, concatenated
+    pairs: bool = False  # siamese: [h1, h2, h1*h2, |h1-h2|]
+    dropout: float = 0.0
+
+
+class BiLSTMEncoder(nn.Module):
+    def __init__(self, cfg: BiLSTMConfig, vectors: torch.Tensor | None = None):
+        super().__init__()
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+        if vectors is not None:
+            self.embed.weight.data.copy_(vectors)
+        self.static = None
+        if cfg.two_channels:
+            self.static = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+            self.static.weight.data.copy_(self.embed.weight.data)
+            self.static.weight.requires_grad_(False)
+        width = cfg.embed_dim * (2 if cfg.two_channels else 1)
+        self.lstm = nn.LSTM(width, cfg.hidden, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)  # (batch, seq, embed)
+        if self.static is not None:
+            x = torch.cat([x, self.static(ids)], dim=-1)  # (batch, seq, 2 * embed)
+        packed = pack_padded_sequence(
+            self.drop(x), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, (h, _) = self.lstm(packed)  # h: (2, batch, hidden)
+        return torch.cat([h[0], h[1]], dim=-1)  # (batch, 2 * hidden) final fwd / bwd states
+
+
+class BiLSTMStudent(nn.Module):
+    """Embeddings -> BiLSTM -> [fwd; bwd] final states -> ReLU(fc) -> logits."""
+
+    def __init__(self, cfg: BiLSTMConfig, vectors: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = BiLSTMEncoder(cfg, vectors)
+        features = 2 * cfg.hidden * (4 if cfg.pairs else 1)
+        self.head = nn.Sequential(
+            nn.Linear(features, cfg.fc),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.fc, cfg.num_labels),
+        )
+
+    def forward(self, ids, lengths, ids_b=None, lengths_b=None) -> torch.Tensor:
+        h1 = self.encoder(ids, lengths)  # (batch, 2H)
+        if self.cfg.pairs:
+            h2 = self.encoder(ids_b, lengths_b)  # the same encoder for both sentences
+            h1 = torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=-1)  # (batch, 8H)
+        return self.head(h1)  # (batch, num_labels)
+
+
+def teacher_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
+    """Every other teacher layer, spread evenly: 6 -> 3 gives [0, 2, 4]."""
+    if not 1 <= student_layers <= teacher_layers:
+        raise ValueError(f"student layers must be in 1..{teacher_layers}, got {student_layers}")
+    return [j * teacher_layers // student_layers for j in range(student_layers)]
+
+
+def transformer_student(teacher_path: str, layers: int = 3):
+    """A ``layers``-deep copy of the teacher: its embeddings, pooler and classifier, and every
+    other encoder layer (DistilBERT's initialisation). Returns (model, tokenizer, layer map)."""
+    import copy
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_path)
+    cfg = copy.deepcopy(teacher.config)
+    mapping = teacher_layer_map(cfg.num_hidden_layers, layers)
+    cfg.num_hidden_layers = layers
+    student = AutoModelForSequenceClassification.from_config(cfg)
+    state = teacher.state_dict()
+    base = teacher.base_model_prefix  # "bert", "roberta", "distilbert", ...
+    renamed = {}
+    for key, value in state.items():
+        marker = f"{base}.encoder.layer."
+        if key.startswith(marker):
+            teacher_layer, _, rest = key[len(marker) :].partition(".")
+            if int(teacher_layer) in mapping:
+                renamed[f"{marker}{mapping.index(int(teacher_layer))}.{rest}"] = value
+        else:
+            renamed[key] = value
+    missing, unexpected = student.load_state_dict(renamed, strict=False)
+    if unexpected or [m for m in missing if "position_ids" not in m]:
+        raise ValueError(
+            f"could not map the teacher onto the student: missing {missing}, "
+            f"unexpected {unexpected} (architecture {type(teacher).__name__})"
+        )
+    return student, AutoTokenizer.from_pretrained(teacher_path), mapping

@@ -1,0 +1,286 @@
+"""Students, losses and the training loop, offline from transfer sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_teacher
+
+from distill.data import check_labels, load_transfer_set
+from distill.losses import ce, distillation_loss, kl, mse
+from distill.models import teacher_layer_map, transformer_student
+from distill.students import load_model, predict
+from distill.train import TrainConfig, train_student
+from pipelines import build
+from transferset_cli import main as cli_main
+
+FIX = Path(__file__).parent / "fixtures" / "glue"
+
+
+# -- losses ----------------------------------------------------------------------------------------
+def test_kl_of_identical_logits_is_zero_and_scales_with_t_squared():
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])
+    assert kl(x, x, temperature=3.0).item() == pytest.approx(0.0, abs=1e-7)
+    s, t = torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, -1.0]])
+    for temp in (1.0, 2.0, 4.0):
+        p = torch.softmax(t / temp, -1)
+        q = torch.softmax(s / temp, -1)
+        by_hand = (p * (p.log() - q.log())).sum().item() * temp**2
+        assert kl(s, t, temperature=temp).item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_mse_and_ce_by_hand():
+    s = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    t = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+    assert mse(s, t).item() == pytest.approx((1 + 0 + 1 + 4) / 4)
+    labels = torch.tensor([1, 0])
+    by_hand = -(torch.log_softmax(s, -1)[0, 1] + torch.log_softmax(s, -1)[1, 0]) / 2
+    assert ce(s, labels).item() == pytest.approx(by_hand.item())
+
+
+def test_alpha_mixes_hard_and_soft_over_the_labelled_rows_only():
+    s = torch.tensor([[1.0, 2.0], [0.0, -1.0], [0.5, 0.5]], requires_grad=True)
+    t = torch.tensor([[0.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+    labels = torch.tensor([1, -1, 0])  # the middle row is an augmented sample
+    got = distillation_loss(s, t, labels, loss="mse", alpha=0.25)
+    want = 0.25 * ce(s[[0, 2]], labels[[0, 2]]) + 0.75 * mse(s, t)
+    assert got.item() == pytest.approx(want.item())
+    assert distillation_loss(s, t, labels, loss="mse").item() == pytest.approx(mse(s, t).item())
+    got.backward()
+    assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="gold labels"):
+        distillation_loss(s, t, torch.tensor([-1, -1, -1]), loss="ce")
+    with pytest.raises(ValueError, match="teacher logits"):
+        distillation_loss(s, None, labels, loss="kl")
+
+
+# -- students --------------------------------------------------------------------------------------
+def test_transformer_student_starts_from_every_other_teacher_layer(tmp_path):
+    import transformers
+
+    teacher_dir = make_tiny_teacher(tmp_path / "t")
+    cfg = json.loads((teacher_dir / "config.json").read_text())
+    cfg["num_hidden_layers"] = 4
+    (teacher_dir / "config.json").write_text(json.dumps(cfg))
+    teacher = transformers.BertForSequenceClassification(transformers.BertConfig(**cfg))
+    teacher.save_pretrained(teacher_dir)
+    student, _, mapping = transformer_student(str(teacher_dir), layers=2)
+    assert mapping == [0, 2] and teacher_layer_map(6, 3) == [0, 2, 4]
+    t, s = teacher.state_dict(), student.state_dict()
+    for j, tj in enumerate(mapping):
+        for name, value in s.items():
+            if name.startswith(f"bert.encoder.layer.{j}."):
+                twin = name.replace(f"layer.{j}.", f"layer.{tj}.", 1)
+                assert torch.equal(value, t[twin]), name
+    for name in ("bert.embeddings.word_embeddings.weight", "classifier.weight"):
+        assert torch.equal(s[name], t[name])
+    assert student.config.num_hidden_layers == 2
+
+
+def saved_set(path: Path, texts, labels, logits, label_names=("negative", "positive")) -> Path:
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "source_id": datasets.Value("string"),
+            "text_a": datasets.Value("string"),
+            "text_b": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=list(label_names)),
+            "is_original": datasets.Value("bool"),
+            "ops": datasets.Value("string"),
+            "teacher_logits": datasets.List(datasets.Value("float32")),
+        }
+    )
+    n = len(texts)
+    datasets.Dataset.from_dict(
+        {
+            "id": [str(i) for i in range(n)],
+            "source_id": [str(i) for i in range(n)],
+            "text_a": texts,
+            "text_b": [None] * n,
+            "label": labels,
+            "is_original": [True] * n,
+            "ops": [""] * n,
+            "teacher_logits": logits,
+        },
+        features=features,
+    ).save_to_disk(str(path))
+    return path
+
+
+def test_bilstm_overfits_32_examples_to_the_teacher(glue_dir, tmp_path):
+    lines = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[1:33]
+    texts = [line.split("\t")[0] for line in lines]
+    gold = [int(line.split("\t")[1]) for line in lines]
+    rng = np.random.default_rng(0)
+    teacher_pred = [g if rng.random() > 0.2 else 1 - g for g in gold]  # not just the gold labels
+    logits = [[2.0, -2.0] if p == 0 else [-2.0, 2.0] for p in teacher_pred]
+    ds_path = saved_set(tmp_path / "set", texts, gold, logits)
+    train, _ = load_transfer_set(str(ds_path), "sst2")
+    cfg = TrainConfig(
+        task="sst2",
+        epochs=40,
+        patience=40,
+        optimizer="adam",
+        lr=3e-3,
+        batch_size=8,
+        embed_dim=32,
+        hidden=32,
+        fc=32,
+    )
+    train_student(cfg, train, train, str(tmp_path / "student"))
+    adapter, _ = load_model(str(tmp_path / "student"))
+    agree = (predict(adapter, texts).argmax(-1) == np.array(teacher_pred)).mean()
+    assert agree >= 0.95
+
+
+@pytest.fixture(scope="module")
+def sst2_kd_200(glue_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("kd")
+    teacher = make_tiny_teacher(root / "teacher")
+    src = root / "sst2.tsv"
+    src.write_text(
+        "\n".join((glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[:201]) + "\n"
+    )
+    build.run(
+        [
+            "--task",
+            "sst2",
+            "--input",
+            str(src),
+            "--out",
+            str(root / "set"),
+            "--n-iter",
+            "3",
+            "--teacher",
+            str(teacher),
+        ]
+    )
+    return root
+
+
+@pytest.mark.parametrize("student", ["bilstm", "transformer"])
+def test_each_student_trains_end_to_end(sst2_kd_200, glue_dir, student):
+    root = sst2_kd_200
+    out = root / f"student-{student}"
+    argv = [
+        "train-student",
+        "--shards",
+        str(root / "set"),
+        "--task",
+        "sst2",
+        "--student",
+        student,
+        "--eval",
+        str(glue_dir / "SST-2" / "dev.tsv"),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--loss",
+        "kl",
+        "--alpha",
+        "0.5",
+    ]
+    if student == "transformer":
+        argv += ["--teacher", str(root / "teacher"), "--layers", "1", "--max-steps", "5"]
+    else:
+        argv += ["--embeddings", "glove", "--two-channels"]
+    assert cli_main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and 0.0 <= metrics["dev"]["accuracy"] <= 1.0
+    assert metrics["parameters"] > 0
+    assert (out / "curves.png").stat().st_size > 1000
+    assert json.loads((out / "config.resolved.json").read_text())["student"] == student
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--model",
+                str(out),
+                "--task",
+                "sst2",
+                "--data",
+                str(glue_dir / "SST-2" / "dev.tsv"),
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "eval-dev.tsv.json").read_text())
+    assert result["rows"] == 872 and result["metrics"]["accuracy"] == pytest.approx(
+        metrics["dev"]["accuracy"]
+    )
+    assert result["cpu_sentences_per_second"] > 0
+
+
+def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_path):
+    from distill.evaluate import evaluate
+    from pipelines.readers import read_examples
+    from pipelines.tasks import get_task
+
+    dev = read_examples(str(glue_dir / "SST-2" / "dev.tsv"), get_task("sst2"), limit=50)
+    result = evaluate(str(sst2_kd_200 / "teacher"), "sst2", dev)
+    assert result["kind"] == "transformers" and result["rows"] == 50
+
+
+def test_siamese_bilstm_trains_on_mrpc_rows(tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "t", labels=("not_equivalent", "equivalent"))
+    build.run(
+        [
+            "--task",
+            "mrpc",
+            "--input",
+            str(FIX / "mrpc_train.tsv"),
+            "--out",
+            str(tmp_path / "set"),
+            "--n-iter",
+            "4",
+            "--teacher",
+            str(teacher),
+        ]
+    )
+    train, _ = load_transfer_set(str(tmp_path / "set"), "mrpc")
+    dev = train.filter(lambda r: r["is_original"])
+    metrics = train_student(
+        TrainConfig(task="mrpc", epochs=2, embed_dim=16, hidden=8, fc=8),
+        train,
+        dev,
+        str(tmp_path / "student"),
+    )
+    adapter, meta = load_model(str(tmp_path / "student"))
+    assert adapter.model.cfg.pairs and meta["label_names"] == ["not_equivalent", "equivalent"]
+    assert set(metrics["dev"]) == {"accuracy", "f1"}
+
+
+def test_bad_transfer_sets_fail_clearly(glue_dir, tmp_path):
+    plain = tmp_path / "plain"
+    build.run(
+        [
+            "--task",
+            "sst2",
+            "--input",
+            str(FIX / "sst2_train.tsv"),
+            "--out",
+            str(plain),
+            "--n-iter",
+            "1",
+        ]
+    )
+    with pytest.raises(ValueError, match="no teacher_logits column.*--teacher"):
+        load_transfer_set(str(plain), "sst2")
+    assert len(load_transfer_set(str(plain), "sst2", need_logits=False)[0]) > 0
+    with pytest.raises(ValueError, match="built for task 'sst2', not 'mrpc'"):
+        load_transfer_set(str(plain), "mrpc")
+    only_bad = tmp_path / "bad.tsv"
+    only_bad.write_text("sentence\tlabel\nno label here\t\n")
+    build.run(["--task", "sst2", "--input", str(only_bad), "--out", str(tmp_path / "empty")])
+    with pytest.raises(ValueError, match="holds no rows"):
+        load_transfer_set(str(tmp_path / "empty"), "sst2", need_logits=False)
+    with pytest.raises(ValueError, match="is a regression task but the data has class labels"):
+        check_labels(datasets.load_from_disk(str(plain)), "stsb")
+    with pytest.raises(FileNotFoundError, match="not a transfer set"):
+        load_transfer_set(str(tmp_path / "nothing"), "sst2")
