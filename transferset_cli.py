@@ -166,6 +166,39 @@ def _evaluate(argv: list[str]) -> int:
     return 0
 
 
+def _report(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="transferset report",
+        description="Describe a transfer set: counts per stage, ops, lengths, teacher "
+        "confidence and labels, dead letters; report.md plus PNG plots.",
+    )
+    ap.add_argument("shards", help="transfer set folder")
+    ap.add_argument("--out", help="where report.md and the PNGs go (default: the folder)")
+    args = ap.parse_args(argv)
+
+    from pipelines.report import write_report
+
+    print(f"wrote {write_report(args.shards, args.out)}")
+    return 0
+
+
+def _demo(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="transferset demo",
+        description="Teacher fine-tuning, transfer set, students and a report on the SST-2 "
+        "sample shipped in the package; offline, a few minutes on 2 CPU cores.",
+    )
+    ap.add_argument("--out", default="data/demo")
+    ap.add_argument("--quick", action="store_true", help="a much smaller run (tests)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from transferset_demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
 # subcommand -> (callable path, one-line help)
 COMMANDS = {
     "build": ("pipelines.build:main", "build a transfer set (Beam pipeline -> Arrow shards)"),
@@ -175,6 +208,8 @@ COMMANDS = {
     ),
     "train-student": (f"{__name__}:_train_student", "train a student on a transfer set"),
     "evaluate": (f"{__name__}:_evaluate", "GLUE metrics and CPU sentences/s of a model"),
+    "report": (f"{__name__}:_report", "report.md and plots describing a transfer set"),
+    "demo": (f"{__name__}:_demo", "the whole path on a packaged SST-2 sample, offline"),
 }
 
 
