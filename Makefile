@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test lint bench
+.PHONY: setup test lint bench demo
 
 setup: $(STAMP)
 
@@ -29,3 +29,8 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/augment.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/teacher.py
+
+demo: setup
+	$(VENV)/bin/transferset demo --out data/demo

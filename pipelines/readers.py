@@ -254,7 +254,7 @@ def read_examples(
     """
     import logging
 
-    from datasets import ClassLabel, Dataset, Features, Value
+    from datasets import Dataset, Features, Value
 
     fmt = fmt or detect_format(path, columns)
     rows, dead = [], []
@@ -269,9 +269,7 @@ def read_examples(
             "source_id": Value("string"),
             "text_a": Value("string"),
             "text_b": Value("string"),
-            "label": Value("float32")
-            if spec.is_regression
-            else ClassLabel(names=list(spec.label_names)),
+            "label": spec.label_feature(),
         }
     )
     return Dataset.from_dict(

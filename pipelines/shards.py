@@ -10,7 +10,7 @@ import time
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
-from datasets import ClassLabel, Features, List, Value
+from datasets import Features, List, Value
 
 from augment.seeding import stable_hash64
 from pipelines.records import pack, row_sort_key, unpack
@@ -27,9 +27,7 @@ def features_for(spec: TaskSpec, with_logits: bool) -> Features:
         "source_id": Value("string"),
         "text_a": Value("string"),
         "text_b": Value("string"),
-        "label": Value("float32")
-        if spec.is_regression
-        else ClassLabel(names=list(spec.label_names)),
+        "label": spec.label_feature(),
         "is_original": Value("bool"),
         "ops": Value("string"),
     }

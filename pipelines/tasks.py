@@ -32,6 +32,14 @@ class TaskSpec:
     def num_labels(self) -> int:
         return 1 if self.label_names is None else len(self.label_names)
 
+    def label_feature(self):
+        """The ``datasets`` feature of the label: ClassLabel(names), or float32 (regression)."""
+        from datasets import ClassLabel, Value
+
+        if self.label_names is None:
+            return Value("float32")
+        return ClassLabel(names=list(self.label_names))
+
     def parse_label(self, value: str) -> int | float:
         """The label index (classification) or float (regression); ValueError if unknown."""
         v = value.strip()

@@ -66,3 +66,13 @@ def make_tiny_teacher(
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory) -> Path:
     return make_tiny_teacher(tmp_path_factory.mktemp("teacher") / "tiny")
+
+
+FIX = Path(__file__).parent / "fixtures" / "glue"
+
+
+def build_set(task: str, src, out, *flags: str):
+    """``transferset build --task TASK --input SRC --out OUT FLAGS...`` (returns the result)."""
+    from pipelines import build
+
+    return build.run(["--task", task, "--input", str(src), "--out", str(out), *flags])

@@ -9,17 +9,14 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_teacher
+from conftest import FIX, build_set, make_tiny_teacher
 
 from distill.data import check_labels, load_transfer_set
 from distill.losses import ce, distillation_loss, kl, mse
 from distill.models import teacher_layer_map, transformer_student
 from distill.students import load_model, predict
 from distill.train import TrainConfig, train_student
-from pipelines import build
 from transferset_cli import main as cli_main
-
-FIX = Path(__file__).parent / "fixtures" / "glue"
 
 
 # -- losses ----------------------------------------------------------------------------------------
@@ -146,20 +143,7 @@ def sst2_kd_200(glue_dir, tmp_path_factory):
     src.write_text(
         "\n".join((glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[:201]) + "\n"
     )
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(src),
-            "--out",
-            str(root / "set"),
-            "--n-iter",
-            "3",
-            "--teacher",
-            str(teacher),
-        ]
-    )
+    build_set("sst2", src, root / "set", "--n-iter", "3", "--teacher", str(teacher))
     return root
 
 
@@ -229,19 +213,14 @@ def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_p
 
 def test_siamese_bilstm_trains_on_mrpc_rows(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=("not_equivalent", "equivalent"))
-    build.run(
-        [
-            "--task",
-            "mrpc",
-            "--input",
-            str(FIX / "mrpc_train.tsv"),
-            "--out",
-            str(tmp_path / "set"),
-            "--n-iter",
-            "4",
-            "--teacher",
-            str(teacher),
-        ]
+    build_set(
+        "mrpc",
+        FIX / "mrpc_train.tsv",
+        tmp_path / "set",
+        "--n-iter",
+        "4",
+        "--teacher",
+        str(teacher),
     )
     train, _ = load_transfer_set(str(tmp_path / "set"), "mrpc")
     dev = train.filter(lambda r: r["is_original"])
@@ -258,18 +237,7 @@ def test_siamese_bilstm_trains_on_mrpc_rows(tmp_path):
 
 def test_bad_transfer_sets_fail_clearly(glue_dir, tmp_path):
     plain = tmp_path / "plain"
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(FIX / "sst2_train.tsv"),
-            "--out",
-            str(plain),
-            "--n-iter",
-            "1",
-        ]
-    )
+    build_set("sst2", FIX / "sst2_train.tsv", plain, "--n-iter", "1")
     with pytest.raises(ValueError, match="no teacher_logits column.*--teacher"):
         load_transfer_set(str(plain), "sst2")
     assert len(load_transfer_set(str(plain), "sst2", need_logits=False)[0]) > 0
@@ -277,7 +245,7 @@ def test_bad_transfer_sets_fail_clearly(glue_dir, tmp_path):
         load_transfer_set(str(plain), "mrpc")
     only_bad = tmp_path / "bad.tsv"
     only_bad.write_text("sentence\tlabel\nno label here\t\n")
-    build.run(["--task", "sst2", "--input", str(only_bad), "--out", str(tmp_path / "empty")])
+    build_set("sst2", only_bad, tmp_path / "empty")
     with pytest.raises(ValueError, match="holds no rows"):
         load_transfer_set(str(tmp_path / "empty"), "sst2", need_logits=False)
     with pytest.raises(ValueError, match="is a regression task but the data has class labels"):

@@ -13,6 +13,7 @@ import datasets
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from conftest import build_set
 
 from pipelines import build, shards
 from pipelines.records import Row
@@ -35,20 +36,7 @@ def sst2_300(glue_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sst2_built(sst2_300, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "sst2"
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(sst2_300),
-            "--out",
-            str(out),
-            "--n-iter",
-            "8",
-            "--num-shards",
-            "3",
-        ]
-    )
+    build_set("sst2", sst2_300, out, "--n-iter", "8", "--num-shards", "3")
     return out
 
 
@@ -136,21 +124,16 @@ def test_mrpc_pairs(glue_dir, tmp_path):
 
 def test_one_worker_and_two_processes_write_identical_bytes(sst2_300, sst2_built, tmp_path):
     out = tmp_path / "mp"
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(sst2_300),
-            "--out",
-            str(out),
-            "--n-iter",
-            "8",
-            "--num-shards",
-            "3",
-            "--direct_running_mode=multi_processing",
-            "--direct_num_workers=2",
-        ]
+    build_set(
+        "sst2",
+        sst2_300,
+        out,
+        "--n-iter",
+        "8",
+        "--num-shards",
+        "3",
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
     )
     for k in range(3):
         name = f"data-0000{k}-of-00003.arrow"
@@ -170,7 +153,7 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(tmp_path):
         b"a dull film .\t0\n"
     )
     out = tmp_path / "out"
-    build.run(["--task", "sst2", "--input", str(src), "--out", str(out), "--max-tokens", "30"])
+    build_set("sst2", src, out, "--max-tokens", "30")
     dead = [
         json.loads(x) for x in (out / "dead_letter" / "dead_letter.jsonl").read_text().splitlines()
     ]
@@ -201,9 +184,9 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(tmp_path):
 
 def test_errors_before_any_work(sst2_300, sst2_built, tmp_path, capsys):
     with pytest.raises(FileExistsError, match="--overwrite"):
-        build.run(["--task", "sst2", "--input", str(sst2_300), "--out", str(sst2_built)])
+        build_set("sst2", sst2_300, sst2_built)
     with pytest.raises(ValueError, match="unknown task 'sst3'; known tasks: cola"):
-        build.run(["--task", "sst3", "--input", str(sst2_300), "--out", str(tmp_path / "x")])
+        build_set("sst3", sst2_300, tmp_path / "x")
     assert (
         cli_main(
             [
@@ -236,42 +219,22 @@ def test_a_failed_build_leaves_no_complete_looking_shard(sst2_300, tmp_path, mon
 
     monkeypatch.setattr(shards, "write_table", dying_write)
     with pytest.raises(Exception, match="injected failure"):
-        build.run(
-            [
-                "--task",
-                "sst2",
-                "--input",
-                str(sst2_300),
-                "--out",
-                str(out),
-                "--n-iter",
-                "2",
-                "--num-shards",
-                "3",
-                "--limit",
-                "50",
-            ]
-        )
+        build_set("sst2", sst2_300, out, "--n-iter", "2", "--num-shards", "3", "--limit", "50")
     assert len(calls) >= 2
     assert glob.glob(str(out / "**" / "data-*.arrow"), recursive=True) == []
     assert not (out / "state.json").exists() and not (out / "manifest.json").exists()
     monkeypatch.setattr(shards, "write_table", real_write)
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(sst2_300),
-            "--out",
-            str(out),
-            "--n-iter",
-            "2",
-            "--num-shards",
-            "3",
-            "--limit",
-            "50",
-            "--overwrite",
-        ]
+    build_set(
+        "sst2",
+        sst2_300,
+        out,
+        "--n-iter",
+        "2",
+        "--num-shards",
+        "3",
+        "--limit",
+        "50",
+        "--overwrite",
     )
     assert len(datasets.load_from_disk(str(out))) == manifest(out)["counts"]["written"]
 

@@ -7,12 +7,9 @@ import re
 from pathlib import Path
 
 import matplotlib.image as mpimg
-from conftest import make_tiny_teacher
+from conftest import FIX, build_set, make_tiny_teacher
 
-from pipelines import build
 from transferset_cli import main as cli_main
-
-FIX = Path(__file__).parent / "fixtures" / "glue"
 
 
 def referenced_pngs(report: Path) -> list[Path]:
@@ -33,20 +30,7 @@ def test_report_on_a_tiny_transfer_set(tmp_path):
     bad = tmp_path / "in.tsv"
     bad.write_text((FIX / "sst2_train.tsv").read_text() + "no label\t\n")
     out = tmp_path / "set"
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(bad),
-            "--out",
-            str(out),
-            "--n-iter",
-            "6",
-            "--teacher",
-            str(teacher),
-        ]
-    )
+    build_set("sst2", bad, out, "--n-iter", "6", "--teacher", str(teacher))
     assert cli_main(["report", str(out)]) == 0
     report = out / "report.md"
     text = report.read_text()
@@ -65,18 +49,7 @@ def test_report_on_a_tiny_transfer_set(tmp_path):
 
 def test_report_without_teacher_logits(tmp_path):
     out = tmp_path / "set"
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(FIX / "sst2_train.tsv"),
-            "--out",
-            str(out),
-            "--n-iter",
-            "2",
-        ]
-    )
+    build_set("sst2", FIX / "sst2_train.tsv", out, "--n-iter", "2")
     assert cli_main(["report", str(out), "--out", str(tmp_path / "r")]) == 0
     report = tmp_path / "r" / "report.md"
     assert "No teacher logits" in report.read_text()

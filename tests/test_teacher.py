@@ -9,13 +9,11 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_teacher
+from conftest import FIX, build_set, make_tiny_teacher
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pipelines import build
 from pipelines.teacher import Teacher, TeacherConfig, label_order, token_budget_batches
-
-FIX = Path(__file__).parent / "fixtures" / "glue"
 
 
 def direct_logits(path, texts_a, texts_b=None, max_length=128):
@@ -54,22 +52,17 @@ def test_pipeline_logits_equal_a_direct_model_call(tiny_teacher, tmp_path, worke
     extra = (
         ["--direct_running_mode=multi_processing", "--direct_num_workers=2"] if workers == 2 else []
     )
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(FIX / "sst2_train.tsv"),
-            "--out",
-            str(out),
-            "--n-iter",
-            "4",
-            "--teacher",
-            str(tiny_teacher),
-            "--teacher-max-tokens",
-            "64",
-            *extra,
-        ]
+    build_set(
+        "sst2",
+        FIX / "sst2_train.tsv",
+        out,
+        "--n-iter",
+        "4",
+        "--teacher",
+        str(tiny_teacher),
+        "--teacher-max-tokens",
+        "64",
+        *extra,
     )
     ds, m = built(out)
     assert ds.features["teacher_logits"].feature.dtype == "float32"
@@ -86,20 +79,7 @@ def test_pipeline_logits_equal_a_direct_model_call(tiny_teacher, tmp_path, worke
 def test_pairs_are_encoded_as_pairs(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=("not_equivalent", "equivalent"))
     out = tmp_path / "out"
-    build.run(
-        [
-            "--task",
-            "mrpc",
-            "--input",
-            str(FIX / "mrpc_train.tsv"),
-            "--out",
-            str(out),
-            "--n-iter",
-            "3",
-            "--teacher",
-            str(teacher),
-        ]
-    )
+    build_set("mrpc", FIX / "mrpc_train.tsv", out, "--n-iter", "3", "--teacher", str(teacher))
     ds, _ = built(out)
     got = np.array(ds["teacher_logits"], dtype=np.float32)
     np.testing.assert_allclose(got, direct_logits(teacher, ds["text_a"], ds["text_b"]), atol=1e-5)
@@ -108,20 +88,7 @@ def test_pairs_are_encoded_as_pairs(tmp_path):
 def test_regression_teacher_writes_one_logit(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=None)
     out = tmp_path / "out"
-    build.run(
-        [
-            "--task",
-            "stsb",
-            "--input",
-            str(FIX / "stsb_dev.tsv"),
-            "--out",
-            str(out),
-            "--n-iter",
-            "2",
-            "--teacher",
-            str(teacher),
-        ]
-    )
+    build_set("stsb", FIX / "stsb_dev.tsv", out, "--n-iter", "2", "--teacher", str(teacher))
     ds, _ = built(out)
     assert all(len(x) == 1 for x in ds["teacher_logits"])
     assert ds.features["label"].dtype == "float32"
@@ -142,18 +109,7 @@ def test_reversed_labels_are_reordered(tmp_path):
 def test_label_mismatches_fail_clearly_or_need_a_map(tmp_path):
     other = make_tiny_teacher(tmp_path / "o", labels=("contradiction", "entailment"))
     with pytest.raises(ValueError, match=r"do not match the task's labels.*--label-map"):
-        build.run(
-            [
-                "--task",
-                "sst2",
-                "--input",
-                str(FIX / "sst2_train.tsv"),
-                "--out",
-                str(tmp_path / "x"),
-                "--teacher",
-                str(other),
-            ]
-        )
+        build_set("sst2", FIX / "sst2_train.tsv", tmp_path / "x", "--teacher", str(other))
     assert not (tmp_path / "x" / "manifest.json").exists()
     mapped = label_order(
         {0: "contradiction", 1: "entailment"},
@@ -180,33 +136,17 @@ def test_pickle_checkpoints_are_refused_unless_allowed(tiny_teacher, tmp_path):
     (pickled / "model.safetensors").unlink()
     torch.save(state, pickled / "pytorch_model.bin")
     with pytest.raises(ValueError, match="--allow-pickle"):
-        build.run(
-            [
-                "--task",
-                "sst2",
-                "--input",
-                str(FIX / "sst2_train.tsv"),
-                "--out",
-                str(tmp_path / "x"),
-                "--teacher",
-                str(pickled),
-            ]
-        )
+        build_set("sst2", FIX / "sst2_train.tsv", tmp_path / "x", "--teacher", str(pickled))
     out = tmp_path / "ok"
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            str(FIX / "sst2_train.tsv"),
-            "--out",
-            str(out),
-            "--n-iter",
-            "2",
-            "--teacher",
-            str(pickled),
-            "--allow-pickle",
-        ]
+    build_set(
+        "sst2",
+        FIX / "sst2_train.tsv",
+        out,
+        "--n-iter",
+        "2",
+        "--teacher",
+        str(pickled),
+        "--allow-pickle",
     )
     ds, _ = built(out)
     np.testing.assert_allclose(
