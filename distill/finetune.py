@@ -17,6 +17,7 @@ import numpy as np
 
 from distill.batching import bucketed_batches
 from distill.metrics import glue_metrics, main_metric
+from distill.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,6 @@ def evaluate_logits(task: str, logits: np.ndarray, labels) -> dict[str, float]:
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
     """Train, keep the best dev epoch, save it to ``out``; returns the metrics history."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -144,10 +144,9 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     for epoch in range(cfg.epochs):
         model.train()
         started, losses = time.time(), []
-        bar = tqdm(
+        bar = progress(
             bucketed_batches(lengths[rows], cfg.batch_size, rng),
-            desc=f"finetune epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
+            f"finetune epoch {epoch + 1}/{cfg.epochs}",
         )
         for idx in bar:
             if step >= total:

@@ -21,6 +21,7 @@ from distill.batching import bucketed_batches
 from distill.data import columns, label_names
 from distill.losses import LOSSES, distillation_loss
 from distill.metrics import MAIN_METRIC, glue_metrics, main_metric, task_key
+from distill.progress import progress
 from distill.students import BiLSTMAdapter, TransformerAdapter, num_parameters, predict
 
 logger = logging.getLogger(__name__)
@@ -166,8 +167,6 @@ def score(task: str, logits: np.ndarray, labels) -> dict[str, float]:
 
 def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
     """Train on ``train_ds`` (a transfer set), pick the best epoch on ``eval_ds``, save."""
-    from tqdm.auto import tqdm
-
     cfg = cfg.resolved()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -201,7 +200,7 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
         batches = bucketed_batches(lengths[rows], cfg.batch_size, rng)
         if cfg.max_steps:
             batches = batches[: cfg.max_steps]
-        bar = tqdm(batches, desc=f"{cfg.student} epoch {epoch}/{cfg.epochs}", unit="batch")
+        bar = progress(batches, f"{cfg.student} epoch {epoch}/{cfg.epochs}")
         for idx in bar:
             idx = rows[idx]
             logits = adapter.forward(enc, idx)

@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
 
 from augment import AugmentConfig
 from pipelines import logits_cache
@@ -248,6 +249,11 @@ def _preflight(args):
     return spec, paths, columns, fmt, config, teacher[0], teacher[1]
 
 
+def _mkdirs(path: str) -> None:
+    if not _match(path):
+        FileSystems.mkdirs(path)
+
+
 def _commit(staging: str, out: str, names: list[str], overwrite: bool) -> None:
     """Move the staged files into place; replaced only now that the new set is complete."""
     if overwrite:
@@ -263,9 +269,7 @@ def _commit(staging: str, out: str, names: list[str], overwrite: bool) -> None:
         ]
         if old:
             FileSystems.delete(old)
-    FileSystems.mkdirs(posixpath.join(out, "dead_letter")) if not _match(
-        posixpath.join(out, "dead_letter")
-    ) else None
+    _mkdirs(posixpath.join(out, "dead_letter"))
     src = [posixpath.join(staging, n) for n in names]
     dst = [posixpath.join(out, n) for n in names]
     FileSystems.rename(src, dst)
@@ -316,7 +320,7 @@ def run(argv: list[str] | None = None):
         )
         result = p.run()
         state = result.wait_until_finish()
-        if str(state) not in ("DONE", "PipelineState.DONE"):
+        if state != PipelineState.DONE:
             raise RuntimeError(f"pipeline ended in state {state}")
     except BaseException:
         try:
@@ -347,7 +351,7 @@ def run(argv: list[str] | None = None):
     if summary["read"] != summary["originals_written"] + summary["dead_lettered"]:
         raise RuntimeError(f"counts do not add up (a bug): {summary}")
     if cache_folder and _match(posixpath.join(staging, CACHE_PART)):
-        FileSystems.mkdirs(cache_folder) if not _match(cache_folder) else None
+        _mkdirs(cache_folder)
         FileSystems.rename(
             [posixpath.join(staging, CACHE_PART)],
             [posixpath.join(cache_folder, f"part-{uuid.uuid4().hex}.arrow")],
