@@ -106,7 +106,12 @@ def word_tokenizer(mask_token: str = "[MASK]"):
     nlp = spacy.blank("en")
     nlp.tokenizer.add_special_case(mask_token, [{ORTH: mask_token}])
 
+    padded = f" {mask_token} "
+
     def tokenize(texts: Iterable[str]) -> list[list[str]]:
+        # a mask that replaced a token glued to its neighbours ("well-made" -> "well[MASK]made")
+        # must still come out as its own token
+        texts = (t.replace(mask_token, padded) if mask_token in t else t for t in texts)
         return [[t.text for t in doc if not t.is_space] for doc in nlp.tokenizer.pipe(texts)]
 
     return tokenize

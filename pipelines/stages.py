@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import posixpath
 import time
 from collections.abc import Iterable
 
@@ -75,9 +76,9 @@ class _Stage:
 
 # -- read ---------------------------------------------------------------------------------------
 class _ReadFileFn(beam.DoFn):
-    def __init__(self, spec, fmt, columns, limit, batch_size):
+    def __init__(self, spec, fmt, columns, limit, batch_size, prefix_ids):
         self.spec, self.fmt, self.columns = spec, fmt, columns
-        self.limit, self.batch_size = limit, batch_size
+        self.limit, self.batch_size, self.prefix_ids = limit, batch_size, prefix_ids
 
     def setup(self):
         self.stage = _Stage("read")
@@ -92,6 +93,8 @@ class _ReadFileFn(beam.DoFn):
                 self.dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, item)
                 continue
+            if self.prefix_ids:  # several input files: row numbers alone would collide
+                item = item._replace(source_id=f"{posixpath.basename(path)}:{item.source_id}")
             batch.append(tuple(item))
             if len(batch) >= self.batch_size:
                 self.stage.done(len(batch), started)
@@ -125,7 +128,14 @@ class ReadExamples(beam.PTransform):
             | "ListFiles" >> beam.Create(self.paths)
             | "ParseFiles"
             >> beam.ParDo(
-                _ReadFileFn(self.spec, self.fmt, self.columns, self.limit, self.batch_size)
+                _ReadFileFn(
+                    self.spec,
+                    self.fmt,
+                    self.columns,
+                    self.limit,
+                    self.batch_size,
+                    prefix_ids=len(self.paths) > 1,
+                )
             ).with_outputs(DEAD, main="examples")
         )
         # one file is parsed by one worker: spread its batches before the expensive stages

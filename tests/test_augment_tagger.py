@@ -57,3 +57,15 @@ def test_wrong_input_types(nlp):
         list(tag_texts(nlp, ["fine", 3]))
     with pytest.raises(ValueError, match="scheme"):
         load_tagger(scheme="ud")
+
+
+def test_word_tokenizer_matches_the_tagger_and_keeps_masks_whole(nlp):
+    from augment import word_tokenizer
+
+    texts = ["it 's a well-made , witty film .", "do n't [MASK] it", "well[MASK]made"]
+    tokenize = word_tokenizer()
+    got = tokenize(texts)
+    assert got[0] == list(next(iter(tag_texts(nlp, texts[:1]))).tokens)
+    assert got[1] == ["do", "n't", "[MASK]", "it"]
+    assert got[2] == ["well", "[MASK]", "made"]
+    assert word_tokenizer("<mask>")(["a <mask> b"]) == [["a", "<mask>", "b"]]

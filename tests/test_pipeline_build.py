@@ -13,7 +13,7 @@ import datasets
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from conftest import build_set
+from conftest import FIX, build_set
 
 from pipelines import build, shards
 from pipelines.records import Row
@@ -268,3 +268,15 @@ def test_deduplicate_samples_keeps_originals_then_the_smallest_id():
             | beam.FlatMap(lambda rs: [r[0] for r in rs])
         )
         assert_that(kept, equal_to(["2", "10", "9-7", "9-1"]))
+
+
+def test_a_glob_of_several_files_keeps_ids_apart(tmp_path):
+    for name in ("part-a.tsv", "part-b.tsv"):
+        (tmp_path / name).write_bytes((FIX / "sst2_train.tsv").read_bytes())
+    out = tmp_path / "out"
+    build_set("sst2", tmp_path / "part-*.tsv", out, "--n-iter", "2")
+    originals = datasets.load_from_disk(str(out)).filter(lambda r: r["is_original"])
+    assert sorted(originals["source_id"]) == sorted(
+        f"part-{p}.tsv:{k}" for p in "ab" for k in range(5)
+    )
+    assert manifest(out)["counts"]["read"] == 10
