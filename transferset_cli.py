@@ -148,6 +148,7 @@ def _evaluate(argv: list[str]) -> int:
     ap.add_argument("--data", required=True, help="labelled file or transfer set folder")
     ap.add_argument("--out", help="metrics JSON (default: MODEL/eval-<data name>.json)")
     ap.add_argument("--threads", type=int, help="torch threads for the speed measurement")
+    ap.add_argument("--batch-size", type=int, default=1024, help="rows per forward pass")
     args = ap.parse_args(argv)
 
     import os
@@ -155,7 +156,11 @@ def _evaluate(argv: list[str]) -> int:
     from distill.evaluate import evaluate
 
     result = evaluate(
-        args.model, args.task, _eval_dataset(args.data, args.task), threads=args.threads
+        args.model,
+        args.task,
+        _eval_dataset(args.data, args.task),
+        threads=args.threads,
+        batch_size=args.batch_size,
     )
     out = args.out or os.path.join(
         args.model, f"eval-{os.path.basename(os.path.normpath(args.data))}.json"

@@ -15,11 +15,10 @@ STUDENT_FILE = "student.json"
 
 
 def _pad(seqs: list[list[int]], pad: int = 0) -> torch.Tensor:
-    width = max(len(s) for s in seqs)
-    out = torch.full((len(seqs), width), pad, dtype=torch.long)
+    out = np.full((len(seqs), max(len(s) for s in seqs)), pad, dtype=np.int64)
     for r, s in enumerate(seqs):
-        out[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
+        out[r, : len(s)] = s
+    return torch.from_numpy(out)  # (batch, longest)
 
 
 class BiLSTMAdapter:
