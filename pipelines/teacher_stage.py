@@ -67,9 +67,10 @@ class _TeacherFn(beam.DoFn):
             for key, score in zip(keys, scores, strict=True):
                 for i in need[key]:
                     logits[i] = tuple(score)
-            yield beam.pvalue.TaggedOutput(
-                NEW_LOGITS, pack([(k, tuple(s)) for k, s in zip(keys, scores, strict=True)])
-            )
+            if self.cache_folder:  # only a cache keeps them
+                yield beam.pvalue.TaggedOutput(
+                    NEW_LOGITS, pack([(k, tuple(s)) for k, s in zip(keys, scores, strict=True)])
+                )
         self.stage.done(len(rows), started)
         yield [row + (score,) for row, score in zip(rows, logits, strict=True)]
 
