@@ -148,7 +148,11 @@ def _evaluate(argv: list[str]) -> int:
     ap.add_argument("--data", required=True, help="labelled file or transfer set folder")
     ap.add_argument("--out", help="metrics JSON (default: MODEL/eval-<data name>.json)")
     ap.add_argument("--threads", type=int, help="torch threads for the speed measurement")
-    ap.add_argument("--batch-size", type=int, default=1024, help="rows per forward pass")
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows per forward pass (default: 1024 BiLSTM, 64 transformer)",
+    )
     args = ap.parse_args(argv)
 
     import os

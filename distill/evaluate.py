@@ -12,7 +12,7 @@ from distill.train import score
 
 
 def evaluate(
-    model_dir: str, task: str, ds, *, threads: int | None = None, batch_size: int = 1024
+    model_dir: str, task: str, ds, *, threads: int | None = None, batch_size: int | None = None
 ) -> dict:
     """Metrics on ``ds`` and the time to score it from raw text (tokenisation included)."""
     if len(ds) == 0:

@@ -23,6 +23,7 @@ def _pad(seqs: list[list[int]], pad: int = 0) -> torch.Tensor:
 
 class BiLSTMAdapter:
     kind = "bilstm"
+    eval_batch_size, eval_max_tokens = 1024, None  # per-step cost: few, wide steps are best
 
     def __init__(self, model: BiLSTMStudent, vocab):
         from augment import word_tokenizer
@@ -67,6 +68,7 @@ class BiLSTMAdapter:
 
 class TransformerAdapter:
     kind = "transformer"
+    eval_batch_size, eval_max_tokens = 64, 2048  # the teacher stage's CPU defaults
 
     def __init__(self, model, tokenizer, max_length: int = 128):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
@@ -106,16 +108,21 @@ def num_parameters(adapter) -> int:
     return sum(p.numel() for p in adapter.model.parameters())
 
 
-def predict(adapter, texts_a, texts_b=None, batch_size: int = 256) -> np.ndarray:
-    """Logits for every text (pair), in input order; batches sorted by length."""
+def predict(
+    adapter, texts_a, texts_b=None, batch_size: int | None = None, max_tokens: int | None = None
+) -> np.ndarray:
+    """Logits for every text (pair), in input order; batches sorted by length, sized by the
+    adapter's defaults unless given (a BiLSTM likes many rows, a transformer a token budget)."""
     from distill.batching import bucketed_batches
 
     enc = adapter.encode(texts_a, texts_b)
     lengths = adapter.lengths(enc)
+    batch_size = batch_size or adapter.eval_batch_size
+    max_tokens = max_tokens or adapter.eval_max_tokens
     out = None
     adapter.model.eval()
     with torch.inference_mode():
-        for idx in bucketed_batches(lengths, batch_size):
+        for idx in bucketed_batches(lengths, batch_size, max_tokens=max_tokens):
             logits = adapter.forward(enc, idx).float().numpy()
             if out is None:
                 out = np.zeros((len(lengths), logits.shape[1]), dtype=np.float32)

@@ -252,3 +252,18 @@ def test_bad_transfer_sets_fail_clearly(glue_dir, tmp_path):
         check_labels(datasets.load_from_disk(str(plain)), "stsb")
     with pytest.raises(FileNotFoundError, match="not a transfer set"):
         load_transfer_set(str(tmp_path / "nothing"), "sst2")
+
+
+def test_evaluation_batches_are_sorted_and_respect_rows_and_token_budget():
+    from distill.batching import bucketed_batches
+
+    lengths = np.array([5, 50, 7, 120, 9, 9, 64, 3, 33] * 30)
+    batches = bucketed_batches(lengths, 16, max_tokens=400)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert (np.diff(lengths[flat]) >= 0).all()  # sorted by length
+    for b in batches:
+        assert len(b) <= 16 and (len(b) == 1 or len(b) * lengths[b].max() <= 400)
+    assert [len(b) for b in bucketed_batches(lengths, 100)] == [100, 100, 70]
+    training = bucketed_batches(lengths, 16, rng=np.random.default_rng(0))
+    assert sorted(np.concatenate(training).tolist()) == list(range(len(lengths)))
