@@ -151,7 +151,7 @@ def _evaluate(argv: list[str]) -> int:
     ap.add_argument(
         "--batch-size",
         type=int,
-        help="rows per forward pass (default: 1024 BiLSTM, 64 transformer)",
+        help="rows per forward pass (default: 128 BiLSTM, 64 transformer)",
     )
     args = ap.parse_args(argv)
 
