@@ -96,10 +96,15 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
     epochs = 1 if quick else 6
     students = {
         "BiLSTM, gold labels only": TrainConfig(
-            task="sst2", loss="ce", originals_only=True, epochs=epochs * 2, seed=seed
+            task="sst2",
+            loss="ce",
+            originals_only=True,
+            epochs=epochs * 2,
+            embeddings="glove",
+            seed=seed,
         ),
         "BiLSTM, distilled (augmented transfer set)": TrainConfig(
-            task="sst2", loss="mse", epochs=epochs, seed=seed
+            task="sst2", loss="mse", epochs=epochs, embeddings="glove", seed=seed
         ),
     }
     dirs = {}
