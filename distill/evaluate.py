@@ -7,8 +7,8 @@ import time
 import torch
 
 from distill.data import check_labels, label_names
+from distill.metrics import score_logits
 from distill.students import load_model, num_parameters, predict
-from distill.train import score
 
 
 def evaluate(
@@ -41,7 +41,7 @@ def evaluate(
         "kind": meta.get("kind", "transformers"),
         "task": task,
         "rows": len(ds),
-        "metrics": score(task, logits, list(ds["label"])),
+        "metrics": score_logits(task, logits, list(ds["label"])),
         "parameters": num_parameters(adapter),
         "cpu_sentences_per_second": round(len(ds) / seconds[1], 1),
         "cpu_sentences_per_second_first_pass": round(len(ds) / seconds[0], 1),

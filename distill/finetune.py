@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from distill.batching import bucketed_batches
-from distill.metrics import glue_metrics, main_metric
+from distill.losses import ce
+from distill.metrics import main_metric, score_logits
 from distill.progress import progress
+from distill.students import TransformerAdapter, predict
 
 logger = logging.getLogger(__name__)
 
@@ -48,50 +50,9 @@ class FinetuneConfig:
     seed: int = 0
 
 
-def _encode(tokenizer, ds, max_length):
+def _texts(ds) -> tuple[list[str], list[str] | None]:
     texts_b = list(ds["text_b"])
-    pairs = bool(texts_b) and texts_b[0] is not None
-    return tokenizer(
-        list(ds["text_a"]), texts_b if pairs else None, truncation=True, max_length=max_length
-    )
-
-
-def _pad(enc, idx, pad_id, torch):
-    ids = [enc["input_ids"][i] for i in idx]
-    width = max(len(x) for x in ids)
-    out = {
-        "input_ids": torch.full((len(ids), width), pad_id, dtype=torch.long),
-        "attention_mask": torch.zeros((len(ids), width), dtype=torch.long),
-    }
-    if "token_type_ids" in enc:
-        out["token_type_ids"] = torch.zeros((len(ids), width), dtype=torch.long)
-    for r, i in enumerate(idx):
-        k = len(enc["input_ids"][i])
-        out["input_ids"][r, :k] = torch.tensor(enc["input_ids"][i])
-        out["attention_mask"][r, :k] = 1
-        if "token_type_ids" in enc:
-            out["token_type_ids"][r, :k] = torch.tensor(enc["token_type_ids"][i])
-    return out
-
-
-def predict(model, tokenizer, ds, max_length, batch_size=128) -> np.ndarray:
-    """Logits for every row of ``ds`` (in order)."""
-    import torch
-
-    enc = _encode(tokenizer, ds, max_length)
-    lengths = np.array([len(x) for x in enc["input_ids"]])
-    out = np.zeros((len(ds), model.config.num_labels), dtype=np.float32)
-    model.eval()
-    with torch.inference_mode():
-        for idx in bucketed_batches(lengths, batch_size):
-            batch = _pad(enc, idx, tokenizer.pad_token_id or 0, torch)
-            out[idx] = model(**batch).logits.float().numpy()
-    return out
-
-
-def evaluate_logits(task: str, logits: np.ndarray, labels) -> dict[str, float]:
-    preds = logits[:, 0] if logits.shape[1] == 1 else logits.argmax(-1)
-    return glue_metrics(task, preds, labels)
+    return list(ds["text_a"]), texts_b if texts_b and texts_b[0] is not None else None
 
 
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
@@ -118,8 +79,9 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
         label2id={n: i for i, n in enumerate(names)},
         problem_type="regression" if regression else "single_label_classification",
     )
-    enc = _encode(tokenizer, train_ds, cfg.max_length)
-    lengths = np.array([len(x) for x in enc["input_ids"]])
+    adapter = TransformerAdapter(model, tokenizer, cfg.max_length)
+    enc = adapter.encode(*_texts(train_ds))
+    lengths = adapter.lengths(enc)
     labels = np.asarray(list(train_ds["label"]))
     keep = ~np.isnan(labels) if regression else labels >= 0  # unlabelled rows can't teach
     steps_per_epoch = len(bucketed_batches(lengths[keep], cfg.batch_size, rng))
@@ -151,11 +113,10 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
         for idx in bar:
             if step >= total:
                 break
-            batch = _pad(enc, rows[idx], tokenizer.pad_token_id or 0, torch)
             target = torch.tensor(
                 labels[rows[idx]], dtype=torch.float32 if regression else torch.long
             )
-            loss = model(**batch, labels=target).loss
+            loss = ce(adapter.forward(enc, rows[idx]), target)  # (MSE for regression)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
@@ -164,9 +125,7 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             step += 1
-        dev = evaluate_logits(
-            cfg.task, predict(model, tokenizer, dev_ds, cfg.max_length), list(dev_ds["label"])
-        )
+        dev = score_logits(cfg.task, predict(adapter, *_texts(dev_ds)), list(dev_ds["label"]))
         history.append(
             {
                 "epoch": epoch + 1,

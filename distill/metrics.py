@@ -46,3 +46,9 @@ def glue_metrics(task: str, predictions, references) -> dict[str, float]:
 
 def main_metric(task: str, metrics: dict[str, float]) -> float:
     return metrics[MAIN_METRIC[task_key(task)]]
+
+
+def score_logits(task: str, logits: np.ndarray, labels) -> dict[str, float]:
+    """GLUE metrics of ``(rows, num_labels)`` logits: argmax, or the one output (regression)."""
+    preds = logits[:, 0] if logits.shape[1] == 1 else logits.argmax(-1)
+    return glue_metrics(task, preds, labels)

@@ -20,7 +20,7 @@ import torch
 from distill.batching import bucketed_batches
 from distill.data import columns, label_names
 from distill.losses import LOSSES, distillation_loss
-from distill.metrics import MAIN_METRIC, glue_metrics, main_metric, task_key
+from distill.metrics import MAIN_METRIC, main_metric, score_logits, task_key
 from distill.progress import progress
 from distill.students import BiLSTMAdapter, TransformerAdapter, num_parameters, predict
 
@@ -160,11 +160,6 @@ def _plot(history: list[dict], task: str, path: str) -> None:
     plt.close(fig)
 
 
-def score(task: str, logits: np.ndarray, labels) -> dict[str, float]:
-    preds = logits[:, 0] if logits.shape[1] == 1 else logits.argmax(-1)
-    return glue_metrics(task, preds, labels)
-
-
 def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
     """Train on ``train_ds`` (a transfer set), pick the best epoch on ``eval_ds``, save."""
     cfg = cfg.resolved()
@@ -218,7 +213,7 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
             losses.append(loss.item())
             if len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        dev = score(cfg.task, predict(adapter, eval_a, eval_b), eval_labels)
+        dev = score_logits(cfg.task, predict(adapter, eval_a, eval_b), eval_labels)
         history.append(
             {
                 "epoch": epoch,
