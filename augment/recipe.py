@@ -47,7 +47,7 @@ class _Sides:
             p_ng=cfg.p_ng,
             ngram_sizes=cfg.ngram_sizes,
         )
-        spaces = self.spaces = [sp for s in sentences for sp in s.spaces]
+        spaces = [sp for s in sentences for sp in s.spaces]
         self.tok_ws = [t + sp for s in sentences for t, sp in zip(s.tokens, s.spaces, strict=True)]
         self.mask_ws = [cfg.mask_token + sp for sp in spaces]
         n = plan.action.shape[0]

@@ -53,6 +53,11 @@ def check_labels(ds, task: str) -> None:
         raise ValueError(f"task {task!r} needs class labels; the data's label is {feature}")
 
 
+def has_gold_label(labels: np.ndarray, regression: bool) -> np.ndarray:
+    """Rows with a gold label: -1 (classes) and NaN (regression) mean none."""
+    return ~np.isnan(labels) if regression else labels >= 0
+
+
 def label_names(ds) -> list[str] | None:
     feature = ds.features["label"]
     return list(feature.names) if hasattr(feature, "names") else None

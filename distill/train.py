@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from distill.batching import bucketed_batches
-from distill.data import columns, label_names
+from distill.data import columns, has_gold_label, label_names
 from distill.losses import LOSSES, distillation_loss
 from distill.metrics import MAIN_METRIC, main_metric, score_logits, task_key
 from distill.progress import progress
@@ -181,7 +181,7 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
     rows = np.arange(len(lengths))
     if cfg.loss == "ce":  # gold labels only: rows without one can't teach
         lab = data["label"]
-        rows = np.flatnonzero(~np.isnan(lab) if names is None else lab >= 0)
+        rows = np.flatnonzero(has_gold_label(lab, regression=names is None))
         if len(rows) == 0:
             raise ValueError("loss 'ce' needs rows with gold labels; the transfer set has none")
     eval_a = list(eval_ds["text_a"])

@@ -348,7 +348,3 @@ class DeduplicateSamples(beam.PTransform):
             | "GroupByText" >> beam.GroupByKey()
             | "KeepFirst" >> beam.ParDo(_DedupFn())
         )
-
-
-def flatten_batches(batches: Iterable[list]) -> list:
-    return [x for b in batches for x in b]

@@ -271,3 +271,13 @@ def test_invariants_hold_for_any_sentence(words, seed, p_mask, p_pos, p_ng):
         toks = x.text_a.split()
         assert 1 <= len(toks) <= len(s)
         assert x.ops
+
+
+def test_the_fast_per_source_stream_is_source_rng():
+    from augment.seeding import source_rng, source_uniforms
+
+    for sid in ("0", "17", "a-b"):
+        for seed in (0, 5):
+            want = source_rng(seed, sid).random((4, 9))
+            assert (source_uniforms(seed, sid, (4, 9)) == want).all()
+    assert not (source_uniforms(0, "0", (4, 9)) == source_uniforms(0, "1", (4, 9))).all()

@@ -17,7 +17,7 @@ from conftest import FIX, build_set
 
 from pipelines import build, shards
 from pipelines.records import Row
-from pipelines.stages import DeduplicateSamples, flatten_batches
+from pipelines.stages import DeduplicateSamples
 from transferset_cli import main as cli_main
 
 
@@ -264,7 +264,7 @@ def test_deduplicate_samples_keeps_originals_then_the_smallest_id():
             | beam.Create([rows[:3], rows[3:]])
             | DeduplicateSamples(buckets=4)
             | beam.combiners.ToList()
-            | beam.Map(flatten_batches)
+            | beam.Map(lambda batches: [r for b in batches for r in b])
             | beam.FlatMap(lambda rs: [r[0] for r in rs])
         )
         assert_that(kept, equal_to(["2", "10", "9-7", "9-1"]))
