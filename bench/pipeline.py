@@ -34,8 +34,8 @@ from bench._glue import glue_file  # noqa: E402
 from pipelines import build  # noqa: E402
 from pipelines.readers import read_file  # noqa: E402
 from pipelines.records import row_sort_key  # noqa: E402
-from pipelines.shards import features_for, rows_to_table, shard_name, write_table  # noqa: E402
-from pipelines.stages import deduplicate  # noqa: E402
+from pipelines.shards import features_for, shard_name, write_table  # noqa: E402
+from pipelines.stages import deduplicate, rows_to_table  # noqa: E402
 from pipelines.tasks import get_task  # noqa: E402
 
 SPEC = get_task("sst2")
@@ -74,7 +74,10 @@ def _write(rows, out, num_shards):
     features = features_for(SPEC, with_logits=False)
     for k, part in enumerate(parts):
         part.sort(key=row_sort_key)
-        write_table(rows_to_table(part, features), posixpath.join(out, shard_name(k, num_shards)))
+        write_table(
+            rows_to_table(part, features.arrow_schema),
+            posixpath.join(out, shard_name(k, num_shards)),
+        )
     return len(rows)
 
 

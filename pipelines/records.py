@@ -45,7 +45,7 @@ class Row(NamedTuple):
 
 
 def source_sort_key(source_id: str) -> tuple:
-    """Natural order of source ids: ``9`` < ``10`` < ``010`` < ``abc``; a total order.
+    """Natural order of source ids: ``9`` < ``010`` < ``10`` < ``abc``; a total order.
 
     Only ASCII digits count as numbers (``"²".isdigit()`` is true, ``int("²")`` fails), and
     numbers compare by value then by spelling, so ``"7"`` and ``"007"`` never tie and the order
