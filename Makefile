@@ -31,6 +31,8 @@ bench: setup
 	$(PY) bench/augment.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/teacher.py
+	$(PY) bench/teacher_bf16.py
+	$(PY) bench/scale.py
 
 demo: setup
 	$(VENV)/bin/transferset demo --out data/demo

@@ -349,7 +349,7 @@ def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
             features.arrow_schema,
             work,
             scale.teacher_chunk_rows,
-            total=rows | "CountTeacherRows" >> CountRows(),
+            scale.spill_rows,
         )
     _ = rows | "WriteArrowShards" >> WriteArrowShards(
         staging, features, work, plan.num_shards, scale.max_shard_rows

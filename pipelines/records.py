@@ -77,4 +77,3 @@ def sort_indices(ids: list[str], source_ids: list[str], is_original: list[bool])
 
 # Field positions of a row tuple (a Row, or a plain tuple laid out like one).
 ID, SOURCE_ID, TEXT_A, TEXT_B, LABEL, IS_ORIGINAL, OPS, LOGITS = range(8)
-

@@ -14,24 +14,26 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.utils.shared import Shared
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from pipelines import exchange
-from pipelines.exchange import Spilled
+from pipelines.exchange import KeyedSpill, Spilled, emit_later
 from pipelines.logits_cache import LogitsCache, cache_key, write_part
 from pipelines.meter import StageMeter, counter
+from pipelines.stages import CountRows
 from pipelines.teacher import Teacher, TeacherConfig
 
 logger = logging.getLogger(__name__)
 
 
 class _Loaded:
-    """What one worker process holds: the model and a view of the cache (``Shared`` needs a
-    weakref-able object)."""
+    """What one worker process holds (``RunInference`` shares it between the process's threads):
+    the model and a read-only view of the cache as it was when the model loaded."""
 
     def __init__(self, config, task_labels, cache_folder, cache_fields):
         self.teacher = Teacher(config, task_labels)
@@ -45,49 +47,39 @@ def logits_column(logits: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(logits.reshape(-1), type=pa.float32()))
 
 
-class _TeacherFn(beam.DoFn):
-    def __init__(
-        self,
-        config: TeacherConfig,
-        task_labels,
-        cache_folder: str | None,
-        cache_fields: dict | None,
-        schema: pa.Schema,
-        work: str,
-        chunk_rows: int,
-        tag: str,
-    ):
+class TeacherModelHandler(ModelHandler):
+    """Beam's ``ModelHandler`` for our teacher: an example is one chunk of rows (an Arrow table).
+
+    ``RunInference`` loads the model once per process and hands us one chunk per call
+    (``max_batch_size=1``): the chunk is already the batch unit, cut by ``teacher_chunk_rows``
+    and token-budget batched inside ``Teacher`` by length, which ``BatchElements`` can't do.
+    """
+
+    def __init__(self, config: TeacherConfig, task_labels, cache_folder, cache_fields):
+        super().__init__(min_batch_size=1, max_batch_size=1)
         self.config, self.task_labels = config, task_labels
         self.cache_folder, self.cache_fields = cache_folder, cache_fields
-        self.schema, self.work, self.chunk_rows, self.tag = schema, work, chunk_rows, tag
-        self._shared = Shared()
+        self._meters = None
 
-    def setup(self):
-        self.loaded = self._shared.acquire(
-            lambda: _Loaded(self.config, self.task_labels, self.cache_folder, self.cache_fields),
-            tag=self.tag,
-        )
-        self.stage = StageMeter("teacher")
-        self.hits = counter("teacher_cache_hits")
-        self.scored = counter("teacher_scored")
-        self.passes = counter("teacher_forward_passes")
-        self.truncated = counter("teacher_truncated")
-        self.parts = counter("teacher_cache_parts")
+    def load_model(self) -> _Loaded:
+        return _Loaded(self.config, self.task_labels, self.cache_folder, self.cache_fields)
 
-    def process(self, handle: Spilled, total: int):
-        table = exchange.read_table(handle.path)
-        chunks = [
-            self._chunk(table.slice(start, self.chunk_rows), total)
-            for start in range(0, table.num_rows, self.chunk_rows)
-        ]
-        out = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
-        table = table.append_column(self.schema.field("teacher_logits"), logits_column(out))
-        yield exchange.spill_table(self.work, "teacher", table.cast(self.schema))
+    def run_inference(self, batch, model: _Loaded, inference_args=None):
+        if self._meters is None:
+            self._meters = _Meters()
+        return [PredictionResult(chunk, self._score(chunk, model)) for chunk in batch]
 
-    def _chunk(self, rows: pa.Table, total: int) -> np.ndarray:
+    def get_num_bytes(self, batch) -> int:
+        return sum(chunk.rows.nbytes for chunk in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "transferset_teacher"
+
+    def _score(self, chunk: TeacherChunk, model: _Loaded) -> np.ndarray:
         """Task-order logits of one chunk; its newly scored texts are durable on return."""
         started = time.perf_counter()
-        teacher, cache = self.loaded.teacher, self.loaded.cache
+        rows = chunk.rows
+        m, teacher, cache = self._meters, model.teacher, model.cache
         texts_a = rows.column("text_a").to_pylist()
         texts_b = rows.column("text_b").to_pylist()
         pairs = texts_b[0] is not None
@@ -96,29 +88,80 @@ class _TeacherFn(beam.DoFn):
         need: dict[bytes, list[int]] = {}
         for i in np.flatnonzero(~found).tolist():
             need.setdefault(keys[i], []).append(i)  # identical texts are scored once
-        self.hits.inc(int(found.sum()))
+        m.hits.inc(int(found.sum()))
         if need:
             first = [idx[0] for idx in need.values()]
             passes, truncated = teacher.forward_passes, teacher.truncated
             scores = teacher.raw_logits(
                 [texts_a[i] for i in first], [texts_b[i] for i in first] if pairs else None
             )
-            self.passes.inc(teacher.forward_passes - passes)
-            self.truncated.inc(teacher.truncated - truncated)
-            self.scored.inc(len(first))
+            m.passes.inc(teacher.forward_passes - passes)
+            m.truncated.inc(teacher.truncated - truncated)
+            m.scored.inc(len(first))
             for score, idx in zip(scores, need.values(), strict=True):
                 raw[idx] = score
             if self.cache_folder:
                 write_part(self.cache_folder, list(need), scores, self.cache_fields)
-                self.parts.inc()
-        self.stage.done(rows.num_rows, started, total)
+                m.parts.inc()
+        m.stage.done(rows.num_rows, started, chunk.total)
         return raw[:, teacher.perm]
+
+
+class TeacherChunk(NamedTuple):
+    """One unit of teacher work, and how many rows the whole stage has (for the ETA)."""
+
+    rows: pa.Table
+    total: int
+
+
+class _Meters:
+    def __init__(self):
+        self.stage = StageMeter("teacher")
+        self.hits = counter("teacher_cache_hits")
+        self.scored = counter("teacher_scored")
+        self.passes = counter("teacher_forward_passes")
+        self.truncated = counter("teacher_truncated")
+        self.parts = counter("teacher_cache_parts")
+
+
+class _ChunkFn(beam.DoFn):
+    """A rows file -> its chunks of ``chunk_rows`` rows, in file (natural id) order."""
+
+    def __init__(self, chunk_rows: int):
+        self.chunk_rows = chunk_rows
+
+    def process(self, handle: Spilled, total: int):
+        table = exchange.read_table(handle.path)
+        for start in range(0, table.num_rows, self.chunk_rows):
+            yield TeacherChunk(table.slice(start, self.chunk_rows), total)
+
+
+class _AttachFn(beam.DoFn):
+    """Chunks and their logits -> rows files with ``teacher_logits`` appended (``spill_rows``
+    rows a file at most, so the shard step reads few files)."""
+
+    def __init__(self, schema: pa.Schema, work: str, spill_rows: int):
+        self.schema, self.work, self.spill_rows = schema, work, spill_rows
+
+    def start_bundle(self):
+        self.spill = KeyedSpill(self.work, "teacher-", self.spill_rows)
+
+    def process(self, result: PredictionResult):
+        rows, logits = result.example.rows, result.inference
+        table = rows.append_column(self.schema.field("teacher_logits"), logits_column(logits))
+        for _, handle in self.spill.add(0, table.cast(self.schema)):
+            yield handle
+
+    def finish_bundle(self):
+        for _, handle in self.spill.flush():
+            yield emit_later(handle)
 
 
 class AttachTeacherLogits(beam.PTransform):
     """Rows-file handles -> handles of the same rows with ``teacher_logits`` appended.
 
-    ``total`` (a singleton PCollection of the row count) feeds the progress line's ETA.
+    Beam's ``RunInference`` with ``TeacherModelHandler``: one model per worker process, Beam's
+    inference metrics, and our length-sorted token-budget batches inside each chunk.
     """
 
     def __init__(
@@ -130,25 +173,21 @@ class AttachTeacherLogits(beam.PTransform):
         schema: pa.Schema,
         work: str,
         chunk_rows: int,
-        total,
+        spill_rows: int,
     ):
         super().__init__()
-        self.config, self.task_labels = config, task_labels
-        self.cache_folder, self.cache_fields = cache_folder, cache_fields
-        self.schema, self.work, self.chunk_rows, self.total = schema, work, chunk_rows, total
+        self.handler = TeacherModelHandler(config, task_labels, cache_folder, cache_fields)
+        self.schema, self.work = schema, work
+        self.chunk_rows, self.spill_rows = chunk_rows, spill_rows
 
     def expand(self, handles):
-        tag = f"teacher-{uuid.uuid4().hex}"  # one load per build, even in one process
-        return handles | "Score" >> beam.ParDo(
-            _TeacherFn(
-                self.config,
-                self.task_labels,
-                self.cache_folder,
-                self.cache_fields,
-                self.schema,
-                self.work,
-                self.chunk_rows,
-                tag,
-            ),
-            total=beam.pvalue.AsSingleton(self.total),
+        return (
+            handles
+            | "Chunk"
+            >> beam.ParDo(
+                _ChunkFn(self.chunk_rows),
+                total=beam.pvalue.AsSingleton(handles | "CountRows" >> CountRows()),
+            )
+            | "RunInference" >> RunInference(self.handler, model_identifier=uuid.uuid4().hex)
+            | "Attach" >> beam.ParDo(_AttachFn(self.schema, self.work, self.spill_rows))
         )
