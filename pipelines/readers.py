@@ -191,17 +191,22 @@ def _parquet(path, spec, columns, limit) -> Iterator[Example | DeadLetter]:
     import pyarrow.parquet as pq
 
     with FileSystems.open(path) as f:
-        table = pq.read_table(f)
-    builder = _RowBuilder(spec, columns, table.column_names, path)
-    for i, record in enumerate(table.to_pylist()):
-        if limit is not None and i >= limit:
-            return
-        out = builder.build(record, i)
-        yield (
-            out._replace(line_number=i + 1)
-            if isinstance(out, Example)
-            else DeadLetter(path, i + 1, json.dumps(record, ensure_ascii=False, default=str), out)
-        )
+        pf = pq.ParquetFile(f)
+        builder = _RowBuilder(spec, columns, pf.schema_arrow.names, path)
+        i = 0
+        for batch in pf.iter_batches(batch_size=10_000):  # one batch in memory, not the file
+            for record in batch.to_pylist():
+                if limit is not None and i >= limit:
+                    return
+                out = builder.build(record, i)
+                i += 1
+                yield (
+                    out._replace(line_number=i)
+                    if isinstance(out, Example)
+                    else DeadLetter(
+                        path, i, json.dumps(record, ensure_ascii=False, default=str), out
+                    )
+                )
 
 
 def _text(path, spec, limit) -> Iterator[Example | DeadLetter]:
