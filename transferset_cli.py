@@ -30,9 +30,9 @@ def _finetune_teacher(argv: list[str]) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
+    from augment.tasks import get_task
     from distill.finetune import FinetuneConfig, finetune_teacher
     from pipelines.readers import read_examples
-    from pipelines.tasks import get_task
 
     spec = get_task(args.task)
     train = read_examples(args.train, spec, limit=args.limit)
@@ -64,8 +64,8 @@ def _eval_dataset(path: str, task: str):
         if "is_original" in ds.column_names:
             ds = ds.filter(lambda r: r["is_original"])
         return ds
+    from augment.tasks import get_task
     from pipelines.readers import read_examples
-    from pipelines.tasks import get_task
 
     return read_examples(path, get_task(task))
 
@@ -103,9 +103,11 @@ def _train_student(argv: list[str]) -> int:
     ap.add_argument("--layers", type=int, default=3)
     args = ap.parse_args(argv)
 
+    from augment.tasks import get_task
     from distill.data import load_transfer_set
     from distill.train import train_student
 
+    get_task(args.task)  # an unknown task fails here, before anything is loaded
     cfg = TrainConfig(
         task=args.task,
         student=args.student,
@@ -157,8 +159,10 @@ def _evaluate(argv: list[str]) -> int:
 
     import os
 
+    from augment.tasks import get_task
     from distill.evaluate import evaluate
 
+    get_task(args.task)  # an unknown task fails here, before anything is loaded
     result = evaluate(
         args.model,
         args.task,
@@ -253,7 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda r: not r.getMessage().startswith("apitools not found"))
     module, _, func = COMMANDS[command][0].partition(":")
-    return getattr(importlib.import_module(module), func)(rest)
+    try:
+        return getattr(importlib.import_module(module), func)(rest)
+    except (ValueError, OSError) as exc:  # a bad argument, a missing file: one line, status 2
+        if verbose:
+            raise
+        print(f"transferset {command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

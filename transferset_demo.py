@@ -25,13 +25,13 @@ def _step(n: int, total: int, what: str) -> float:
 
 
 def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list[dict]:
+    from augment.tasks import get_task
     from distill.evaluate import evaluate
     from distill.finetune import FinetuneConfig, finetune_teacher
     from distill.train import TrainConfig, train_student
     from pipelines import build
     from pipelines.readers import read_examples
     from pipelines.report import write_report
-    from pipelines.tasks import get_task
 
     spec = get_task("sst2")
     data = _data_dir()

@@ -30,13 +30,13 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])  # not bench/: see bench/
 
 from augment import AugmentConfig, PosVocabulary, augment_batch, load_tagger, tag_texts  # noqa: E402
 from augment.seeding import stable_hash64  # noqa: E402
+from augment.tasks import get_task  # noqa: E402
 from bench._glue import glue_file  # noqa: E402
 from pipelines import build  # noqa: E402
 from pipelines.readers import read_file  # noqa: E402
 from pipelines.records import row_sort_key  # noqa: E402
 from pipelines.shards import features_for, shard_name, write_table  # noqa: E402
 from pipelines.stages import deduplicate, rows_to_table  # noqa: E402
-from pipelines.tasks import get_task  # noqa: E402
 
 SPEC = get_task("sst2")
 BATCH = 1000

@@ -20,9 +20,9 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])  # not bench/: see bench/
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from augment.tasks import get_task  # noqa: E402
 from bench._glue import GLUE, glue_file  # noqa: E402
 from pipelines.readers import read_examples  # noqa: E402
-from pipelines.tasks import get_task  # noqa: E402
 from pipelines.teacher import Teacher, TeacherConfig  # noqa: E402
 
 DEFAULT_TEACHER = GLUE.parents[1] / "models" / "sst2-minilm"

@@ -7,12 +7,12 @@ import os
 
 import numpy as np
 
+from augment.tasks import get_task
+
 
 def load_transfer_set(path: str, task: str, *, need_logits: bool = True):
     """The shards at ``path``, checked against ``task``; returns ``(dataset, manifest)``."""
     import datasets
-
-    from distill.metrics import task_key
 
     if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "state.json")):
         raise FileNotFoundError(
@@ -24,7 +24,7 @@ def load_transfer_set(path: str, task: str, *, need_logits: bool = True):
         with open(os.path.join(path, "manifest.json")) as f:
             manifest = json.load(f)
     built_for = manifest.get("task")
-    if built_for and task_key(built_for) != task_key(task):
+    if built_for and get_task(built_for).name != get_task(task).name:
         raise ValueError(f"{path!r} was built for task {built_for!r}, not {task!r}")
     check_labels(ds, task)
     if len(ds) == 0:
@@ -41,21 +41,14 @@ def check_labels(ds, task: str) -> None:
     """The dataset's label feature must be the task's (names, or a float for regression)."""
     from datasets import ClassLabel
 
-    from distill.metrics import task_key
-
     feature = ds.features.get("label")
-    regression = task_key(task) == "stsb"
+    regression = get_task(task).is_regression
     if regression and isinstance(feature, ClassLabel):
         raise ValueError(
             f"task {task!r} is a regression task but the data has class labels {feature.names}"
         )
     if not regression and not isinstance(feature, ClassLabel):
         raise ValueError(f"task {task!r} needs class labels; the data's label is {feature}")
-
-
-def has_gold_label(labels: np.ndarray, regression: bool) -> np.ndarray:
-    """Rows with a gold label: -1 (classes) and NaN (regression) mean none."""
-    return ~np.isnan(labels) if regression else labels >= 0
 
 
 def label_names(ds) -> list[str] | None:

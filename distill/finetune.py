@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from augment.tasks import has_gold
 from distill.batching import bucketed_batches
-from distill.data import has_gold_label
 from distill.losses import ce
 from distill.metrics import main_metric, score_logits
 from distill.progress import progress
@@ -84,7 +84,7 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     enc = adapter.encode(*_texts(train_ds))
     lengths = adapter.lengths(enc)
     labels = np.asarray(list(train_ds["label"]))
-    keep = has_gold_label(labels, regression)  # unlabelled rows can't teach
+    keep = has_gold(labels)  # unlabelled rows can't teach
     steps_per_epoch = len(bucketed_batches(lengths[keep], cfg.batch_size, rng))
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:

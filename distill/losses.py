@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from augment.tasks import has_gold
+
 
 def mse(student: torch.Tensor, teacher: torch.Tensor, **_) -> torch.Tensor:
     """Tang et al.: mean squared error between logits (also the regression soft loss)."""
@@ -38,8 +40,8 @@ LOSSES = {"mse": mse, "kl": kl, "ce": ce}
 
 
 def labelled(labels: torch.Tensor) -> torch.Tensor:
-    """Rows with a gold label: ``-1`` (classes) and NaN (regression) mean none."""
-    return ~torch.isnan(labels) if labels.is_floating_point() else labels >= 0
+    """Rows with a gold label (``augment.tasks.has_gold``: -1 and NaN mean none)."""
+    return has_gold(labels)
 
 
 def distillation_loss(

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from augment.tasks import get_task, has_gold
 from distill.batching import bucketed_batches
-from distill.data import columns, has_gold_label, label_names
+from distill.data import columns, label_names
 from distill.losses import LOSSES, distillation_loss
-from distill.metrics import MAIN_METRIC, main_metric, score_logits, task_key
+from distill.metrics import main_metric, score_logits
 from distill.progress import progress
 from distill.students import BiLSTMAdapter, TransformerAdapter, num_parameters, predict
 
@@ -59,7 +60,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         c = copy.copy(self)
-        c.task = task_key(self.task)
+        c.task = get_task(self.task).name
         if c.student not in ("bilstm", "transformer"):
             raise ValueError(f"unknown student {c.student!r}; bilstm or transformer")
         if c.loss not in LOSSES:
@@ -152,7 +153,7 @@ def _plot(history: list[dict], task: str, path: str) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
     ax1.set(title="training loss", xlabel="epoch")
-    name = MAIN_METRIC[task]
+    name = get_task(task).main_metric
     ax2.plot(epochs, [h["dev"][name] for h in history], marker="o", color="tab:green")
     ax2.set(title=f"dev {name}", xlabel="epoch")
     fig.tight_layout()
@@ -181,7 +182,7 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
     rows = np.arange(len(lengths))
     if cfg.loss == "ce":  # gold labels only: rows without one can't teach
         lab = data["label"]
-        rows = np.flatnonzero(has_gold_label(lab, regression=names is None))
+        rows = np.flatnonzero(has_gold(lab))
         if len(rows) == 0:
             raise ValueError("loss 'ce' needs rows with gold labels; the transfer set has none")
     eval_a = list(eval_ds["text_a"])

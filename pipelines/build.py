@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from augment import AugmentConfig
+from augment.tasks import TASKS, TaskSpec, get_task
 from pipelines import logits_cache, outdir
 from pipelines.meter import NAMESPACE
 from pipelines.readers import FORMATS, Columns, detect_format
@@ -38,7 +39,6 @@ from pipelines.stages import (
     ReadExamples,
     TagExamples,
 )
-from pipelines.tasks import TASKS, TaskSpec, get_task
 from pipelines.teacher_stage import AttachTeacherLogits
 
 logger = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
     vocab = vocabularies | "BuildPosVocabulary" >> BuildPosVocabulary()
     sources = tagged | "CountSources" >> CountRows()
     keyed = tagged | "AugmentExamples" >> AugmentExamples(
-        vocab, sources, plan.augment, spec.is_regression, rows_schema, work, scale
+        vocab, sources, plan.augment, spec.unlabelled, rows_schema, work, scale
     )
     rows = keyed | "DeduplicateSamples" >> DeduplicateSamples(rows_schema, work)
     if plan.teacher is not None:  # the teacher step: between dedup and write

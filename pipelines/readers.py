@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
+from augment.tasks import TaskSpec
 from pipelines.records import DeadLetter, Example
-from pipelines.tasks import TaskSpec
 
 FORMATS = ("glue", "tsv", "csv", "jsonl", "parquet", "text")
 
@@ -99,7 +98,7 @@ class _RowBuilder:
                 )
             if not text.strip():
                 return f"empty {name}"
-        label: int | float = math.nan if self.spec.is_regression else -1
+        label: int | float = self.spec.unlabelled
         if self.label:
             value = record.get(self.label)
             if value is None:
@@ -212,7 +211,6 @@ def _parquet(path, spec, columns, limit) -> Iterator[Example | DeadLetter]:
 def _text(path, spec, limit) -> Iterator[Example | DeadLetter]:
     if spec.is_pair:
         raise ValueError(f"plain text has one sentence per line; task {spec.name} needs pairs")
-    unlabelled = math.nan if spec.is_regression else -1
     row_index = 0
     for number, raw in _lines(path):
         if limit is not None and row_index >= limit:
@@ -224,7 +222,7 @@ def _text(path, spec, limit) -> Iterator[Example | DeadLetter]:
         elif not text.strip():
             yield DeadLetter(path, number, text, "empty text_a")
         else:
-            yield Example(str(row_index - 1), text, None, unlabelled, path, number)
+            yield Example(str(row_index - 1), text, None, spec.unlabelled, path, number)
 
 
 def read_file(

@@ -8,6 +8,8 @@ from collections import Counter
 
 import numpy as np
 
+from augment.tasks import has_gold
+
 
 def _plt():
     import matplotlib
@@ -133,7 +135,7 @@ def write_report(path: str, out: str | None = None) -> str:
             )
             argmax = logits.argmax(axis=1)
             gold = np.asarray(ds["label"])
-            labelled = original & (gold >= 0)
+            labelled = original & has_gold(gold)
 
             def shares(values: np.ndarray) -> dict[str, float]:
                 return {names[k]: float(np.mean(values == k)) for k in range(len(names))}

@@ -16,12 +16,12 @@ from apache_beam.io.filesystems import FileSystems
 from datasets import Features, List, Value
 
 from augment.seeding import stable_hash64
+from augment.tasks import TaskSpec
 from pipelines import exchange
 from pipelines.exchange import Spilled, emit_later
 from pipelines.meter import StageMeter
 from pipelines.records import sort_indices
 from pipelines.stages import CountRows
-from pipelines.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 RECORD_BATCH_ROWS = 10_000  # rows per Arrow record batch inside a shard

@@ -26,6 +26,7 @@ from augment import (
     tag_texts,
 )
 from augment.seeding import stable_hash64
+from augment.tasks import TaskSpec
 from pipelines import exchange
 from pipelines.exchange import KeyedSpill, Spilled, emit_later
 from pipelines.meter import StageMeter, counter
@@ -41,7 +42,6 @@ from pipelines.records import (
     sort_indices,
 )
 from pipelines.settings import ScaleConfig
-from pipelines.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 DEAD = "dead_letter"
@@ -298,9 +298,9 @@ def dedup_buckets(sources: int, n_iter: int, max_bucket_rows: int) -> int:
 
 
 class _AugmentFn(beam.DoFn):
-    def __init__(self, config: AugmentConfig, regression: bool, schema, work, scale):
+    def __init__(self, config: AugmentConfig, unlabelled, schema, work, scale):
         self.config, self.schema, self.work, self.scale = config, schema, work, scale
-        self.unlabelled = math.nan if regression else -1
+        self.unlabelled = unlabelled  # the task's "no gold label" value (augment.tasks)
 
     def setup(self):
         self.stage = StageMeter("sampled")
@@ -354,18 +354,19 @@ class AugmentExamples(beam.PTransform):
         vocab,
         sources,
         config: AugmentConfig,
-        regression: bool,
+        unlabelled: int | float,
         schema,
         work,
         scale: ScaleConfig,
     ):
         super().__init__()
-        self.vocab, self.sources, self.config, self.regression = vocab, sources, config, regression
+        self.vocab, self.sources, self.config = vocab, sources, config
+        self.unlabelled = unlabelled
         self.schema, self.work, self.scale = schema, work, scale
 
     def expand(self, tagged):
         return tagged | "Augment" >> beam.ParDo(
-            _AugmentFn(self.config, self.regression, self.schema, self.work, self.scale),
+            _AugmentFn(self.config, self.unlabelled, self.schema, self.work, self.scale),
             vocab=beam.pvalue.AsSingleton(self.vocab),
             sources=beam.pvalue.AsSingleton(self.sources),
         )

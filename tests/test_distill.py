@@ -202,9 +202,9 @@ def test_each_student_trains_end_to_end(sst2_kd_200, glue_dir, student):
 
 
 def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_path):
+    from augment.tasks import get_task
     from distill.evaluate import evaluate
     from pipelines.readers import read_examples
-    from pipelines.tasks import get_task
 
     dev = read_examples(str(glue_dir / "SST-2" / "dev.tsv"), get_task("sst2"), limit=50)
     result = evaluate(str(sst2_kd_200 / "teacher"), "sst2", dev)

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from augment.tasks import get_task
 from pipelines.readers import Columns, detect_format, read_file
 from pipelines.records import DeadLetter, Example
-from pipelines.tasks import get_task
 
 FIX = Path(__file__).parent / "fixtures" / "glue"
 

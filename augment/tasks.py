@@ -1,12 +1,19 @@
-"""One registry of task specs: where the text and label live, and what the labels are called.
+"""The one registry of tasks: names and aliases, where text and labels live, what the labels are
+called, regression or not, the GLUE metrics and the headline one, and the "no gold label" value.
 
+Every command and package (``pipelines/`` to read and write, ``distill/`` to train and score)
+asks this module; no other module spells a task name. It imports neither Beam nor torch.
 Label names and their order are Hugging Face ``datasets``' GLUE ones, so a ClassLabel index
 means the same thing here, in ``datasets`` and in a teacher fine-tuned on ``datasets`` GLUE.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+UNLABELLED_CLASS = -1  # the ``datasets`` convention for a row without a gold class
+UNLABELLED_SCORE = math.nan  # ... and for a regression row without a gold score
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,14 @@ class TaskSpec:
     id_column: str | None = None  # header name of GLUE's idx, where the file has one
     # Files without a header line (CoLA train/dev): the column names, by position.
     headerless_columns: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] = ("accuracy",)  # GLUE's metrics for the task
+    main_metric: str = "accuracy"  # the one that picks the best epoch (GLUE's headline)
+    aliases: tuple[str, ...] = ()  # other names the commands accept (lower case)
+
+    @property
+    def unlabelled(self) -> int | float:
+        """The label of a row without gold: -1 for classes, NaN for regression."""
+        return UNLABELLED_SCORE if self.is_regression else UNLABELLED_CLASS
 
     @property
     def is_pair(self) -> bool:
@@ -58,6 +73,19 @@ class TaskSpec:
         raise ValueError(f"unknown label: {value!r}, expected one of {list(self.label_names)}")
 
 
+def has_gold(labels):
+    """Rows with a gold label, for a numpy array or a torch tensor of labels.
+
+    Float labels (regression) have none where NaN; integer labels where negative.
+    """
+    floating = (
+        labels.is_floating_point()
+        if hasattr(labels, "is_floating_point")
+        else labels.dtype.kind == "f"
+    )
+    return labels == labels if floating else labels >= 0  # NaN != NaN
+
+
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in (
@@ -69,15 +97,43 @@ TASKS: dict[str, TaskSpec] = {
             ("unacceptable", "acceptable"),
             "index",
             headerless_columns=("source", "label", "original_label", "sentence"),
-        ),
-        TaskSpec("sst2", "sentence", None, "label", ("negative", "positive"), "index"),
-        TaskSpec(
-            "mrpc", "#1 String", "#2 String", "Quality", ("not_equivalent", "equivalent"), "index"
+            metrics=("matthews_correlation", "accuracy"),
+            main_metric="matthews_correlation",
         ),
         TaskSpec(
-            "qqp", "question1", "question2", "is_duplicate", ("not_duplicate", "duplicate"), "id"
+            "sst2", "sentence", None, "label", ("negative", "positive"), "index", aliases=("sst-2",)
         ),
-        TaskSpec("stsb", "sentence1", "sentence2", "score", None, "index"),
+        TaskSpec(
+            "mrpc",
+            "#1 String",
+            "#2 String",
+            "Quality",
+            ("not_equivalent", "equivalent"),
+            "index",
+            metrics=("f1", "accuracy"),
+            main_metric="f1",
+        ),
+        TaskSpec(
+            "qqp",
+            "question1",
+            "question2",
+            "is_duplicate",
+            ("not_duplicate", "duplicate"),
+            "id",
+            metrics=("f1", "accuracy"),
+            main_metric="f1",
+        ),
+        TaskSpec(
+            "stsb",
+            "sentence1",
+            "sentence2",
+            "score",
+            None,
+            "index",
+            metrics=("pearson", "spearmanr"),
+            main_metric="pearson",
+            aliases=("sts-b",),
+        ),
         TaskSpec(
             "mnli",
             "sentence1",
@@ -85,6 +141,8 @@ TASKS: dict[str, TaskSpec] = {
             "gold_label",
             ("entailment", "neutral", "contradiction"),
             "index",
+            # the matched and mismatched dev sets are one task with two dev files
+            aliases=("mnli-m", "mnli-mm", "mnli_matched", "mnli_mismatched"),
         ),
         TaskSpec(
             "qnli", "question", "sentence", "label", ("entailment", "not_entailment"), "index"
@@ -97,17 +155,16 @@ TASKS: dict[str, TaskSpec] = {
         ),
     )
 }
-ALIASES = {
-    "sst-2": "sst2",
-    "sts-b": "stsb",
-    "mnli-mm": "mnli",
-    "mnli_matched": "mnli",
-    "mnli_mismatched": "mnli",
-}
+ALIASES: dict[str, str] = {alias: t.name for t in TASKS.values() for alias in t.aliases}
 
 
 def get_task(name: str) -> TaskSpec:
-    key = ALIASES.get(name.lower(), name.lower())
+    """The task called ``name`` (any case, or an alias); a ValueError naming the known ones."""
+    key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
     if key not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+        aliases = ", ".join(sorted(ALIASES))
+        raise ValueError(
+            f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (aliases: {aliases})"
+        )
     return TASKS[key]
