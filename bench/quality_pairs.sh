@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The pair-task quality runs (not part of CI): MRPC (F1 / accuracy) and STS-B (Pearson /
+# Spearman) on the real GLUE files in ../shared/data/glue. For each task: a MiniLM teacher
+# fine-tuned with finetune-teacher, a transfer set with its logits, the siamese BiLSTM gold-only
+# and distilled, a 3-layer transformer student, all scored on the held-out file.
+#   bash bench/quality_pairs.sh [N_ITER]       (about an hour on 2 CPU cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N_ITER=${1:-10}
+G=../shared/data/glue
+Q=data/quality-pairs
+TS=.venv/bin/transferset
+mkdir -p $Q
+# MRPC: the file holds GLUE train + dev; its last 408 pairs are the dev split that picks epochs
+.venv/bin/python bench/split_rows.py $G/MRPC/train.tsv $Q/mrpc-train.tsv $Q/mrpc-dev.tsv 408
+
+run_task() {  # task, train file, dev file (picks epochs), test file (reported)
+    local task=$1 train=$2 dev=$3 test=$4 d=$Q/$1
+    mkdir -p $d
+    [ -f $d/teacher/model.safetensors ] || $TS finetune-teacher --task $task --train $train \
+        --dev $dev --out $d/teacher --epochs 3 --lr 5e-5 --batch-size 32 --max-length 128
+    $TS evaluate --model $d/teacher --task $task --data $test --out $d/teacher.json
+    [ -f $d/set/manifest.json ] || $TS build --task $task --input $train --out $d/set \
+        --n-iter "$N_ITER" --teacher $d/teacher --teacher-cache $Q/teacher-cache
+    student() {  # name, then train-student flags
+        local name=$1; shift
+        $TS train-student --shards $d/set --task $task --eval $dev --out $d/$name "$@"
+        $TS evaluate --model $d/$name --task $task --data $test --out $d/$name.json
+    }
+    student bilstm-gold --loss ce --originals-only --embeddings glove --epochs 20 --patience 5
+    student bilstm-kd-augmented --loss mse --embeddings glove --epochs 10 --patience 3
+    student transformer-3l-kd-augmented --student transformer --teacher $d/teacher --layers 3 \
+        --loss mse --optimizer adam --lr 1e-4 --epochs 2 --max-steps 1500
+    .venv/bin/python bench/quality_table.py $d
+}
+run_task mrpc $Q/mrpc-train.tsv $Q/mrpc-dev.tsv $G/MRPC/test.tsv
+run_task stsb $G/STS-B/train.tsv $G/STS-B/dev.tsv $G/STS-B/dev.tsv
