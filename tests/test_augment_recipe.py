@@ -185,11 +185,12 @@ def test_empty_and_whitespace_only_sentences_give_no_samples():
 def test_a_10000_token_sentence_works_and_max_tokens_refuses_it():
     words = [("cat", "NN"), ("dog", "NN"), ("the", "DT")] * 3334
     huge = TaggedSentence.from_pairs(words[:10_000])
-    samples = augment_example("h", huge, vocab=VOCAB, config=AugmentConfig(n_iter=5, p_ng=0))
+    unlimited = AugmentConfig(n_iter=5, p_ng=0, max_tokens=None)
+    samples = augment_example("h", huge, vocab=VOCAB, config=unlimited)
     assert len(samples) == 5
     assert all(len(x.text_a.split()) == 10_000 for x in samples)
     with pytest.raises(ValueError, match="10000 tokens, over max_tokens=512"):
-        augment_example("h", huge, vocab=VOCAB, config=AugmentConfig(max_tokens=512))
+        augment_example("h", huge, vocab=VOCAB, config=AugmentConfig())  # the default: 512
 
 
 def test_unknown_tags_keep_their_words():

@@ -104,3 +104,45 @@ def test_no_module_but_the_registry_spells_a_task_name():
         and node.value.lower() in names
     ]  # fmt: skip
     assert found == []
+
+
+def test_cli_defaults_are_the_config_defaults():
+    """Each default lives in its dataclass: the flags derived from it parse to the same config."""
+    from augment import AugmentConfig
+    from augment.flags import from_args
+    from distill.finetune import FinetuneConfig
+    from distill.train import TrainConfig
+    from pipelines.build import build_parser
+    from pipelines.settings import ScaleConfig
+    from pipelines.teacher import TeacherConfig
+    from transferset_cli import finetune_parser, train_student_parser
+
+    args, _ = build_parser().parse_known_args(["--task", "sst2", "--input", "x", "--out", "y"])
+    assert from_args(AugmentConfig, args, mask_token=AugmentConfig.mask_token) == AugmentConfig()
+    assert from_args(ScaleConfig, args) == ScaleConfig()
+    assert from_args(TeacherConfig, args, prefix="teacher_", path="t") == TeacherConfig("t")
+    args = train_student_parser().parse_args(
+        ["--shards", "s", "--task", "sst2", "--eval", "e", "--out", "o"]
+    )
+    assert from_args(TrainConfig, args) == TrainConfig(task="sst2")
+    args = finetune_parser().parse_args(
+        ["--task", "sst2", "--train", "t", "--dev", "d", "--out", "o"]
+    )
+    assert from_args(FinetuneConfig, args, task="sst2") == FinetuneConfig(task="sst2")
+    # and a flag does reach its field
+    args, _ = build_parser().parse_known_args(
+        [
+            "--task",
+            "sst2",
+            "--input",
+            "x",
+            "--out",
+            "y",
+            "--n-iter",
+            "7",
+            "--teacher-max-batch",
+            "8",
+        ]
+    )
+    assert from_args(AugmentConfig, args, mask_token="[MASK]").n_iter == 7
+    assert from_args(TeacherConfig, args, prefix="teacher_", path="t").max_batch == 8

@@ -1,0 +1,83 @@
+"""Command-line flags derived from config dataclasses, so that each default lives in one place.
+
+A field declared with ``setting(default, "help", choices=...)`` becomes ``--field-name`` with the
+field's type (``X | None`` -> ``X``; ``bool`` -> an on/off switch), its default, its choices and
+its help, followed by the default. Commands read the values back with ``from_args``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any
+
+
+def setting(default: Any, help: str, *, choices: tuple | None = None):  # noqa: A002
+    """A dataclass field that knows its command-line help (and choices)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _base_type(hint) -> type:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls,
+    *,
+    skip: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
+    helps: dict[str, str] | None = None,
+    prefix: str = "",
+) -> None:
+    """One flag per field of ``cls`` that has a help text (``setting``), bar ``skip``.
+
+    ``defaults``/``helps`` replace a field's default or help where a command resolves the value
+    itself (e.g. the build's mask token comes from the teacher when the flag is not given).
+    ``prefix`` goes before each flag name (``teacher_`` -> ``--teacher-max-length``).
+    """
+    hints = typing.get_type_hints(cls)
+    defaults, helps = defaults or {}, helps or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip or "help" not in f.metadata:
+            continue
+        default = defaults.get(f.name, f.default)
+        text = helps.get(f.name, f.metadata["help"])
+        kind = _base_type(hints[f.name])
+        if kind is bool:
+            parser.add_argument(
+                flag_name(prefix + f.name),
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f"{text} (default: {'on' if default else 'off'})",
+            )
+            continue
+        shown = f"{default:,}" if isinstance(default, int) and default >= 10_000 else default
+        parser.add_argument(
+            flag_name(prefix + f.name),
+            type=kind,
+            default=default,
+            choices=f.metadata.get("choices"),
+            help=f"{text} (default: {shown})" if default is not None else text,
+        )
+
+
+def from_args(cls, args: argparse.Namespace, *, prefix: str = "", **extra):
+    """``cls`` built from the parsed flags of its fields (plus ``extra`` values)."""
+    parsed = vars(args)
+    values = {
+        f.name: parsed[prefix + f.name]
+        for f in dataclasses.fields(cls)
+        if prefix + f.name in parsed and f.name not in extra
+    }
+    return cls(**(values | extra))
