@@ -76,3 +76,11 @@ def build_set(task: str, src, out, *flags: str):
     from pipelines import build
 
     return build.run(["--task", task, "--input", str(src), "--out", str(out), *flags])
+
+
+def head(src: Path, dst: Path, n: int) -> Path:
+    """The header and first ``n`` rows of a TSV (real GLUE excerpts for tests)."""
+    with open(src, "rb") as f:
+        lines = f.readlines()[: n + 1]
+    dst.write_bytes(b"".join(lines))
+    return dst

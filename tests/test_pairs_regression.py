@@ -7,17 +7,11 @@ import json
 
 import datasets
 import numpy as np
-from conftest import build_set, make_tiny_teacher
+from conftest import build_set, head, make_tiny_teacher
 
 from distill.data import load_transfer_set
 from distill.students import load_model, predict
 from distill.train import TrainConfig, train_student
-
-
-def head(src, dst, n):
-    with open(src, "rb") as f:
-        dst.write_bytes(b"".join(f.readlines()[: n + 1]))
-    return dst
 
 
 def test_stsb_regression_teacher_and_student_on_real_rows(glue_dir, tmp_path):

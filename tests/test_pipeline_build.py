@@ -13,19 +13,12 @@ import datasets
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from conftest import FIX, build_set
+from conftest import FIX, build_set, head
 
 from pipelines import build, shards
 from pipelines.records import Row
 from pipelines.stages import DeduplicateSamples
 from transferset_cli import main as cli_main
-
-
-def head(src: Path, dst: Path, n: int) -> Path:
-    with open(src, "rb") as f:
-        lines = f.readlines()[: n + 1]  # header + n rows
-    dst.write_bytes(b"".join(lines))
-    return dst
 
 
 @pytest.fixture(scope="module")

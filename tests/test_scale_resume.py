@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import FIX, build_set, make_tiny_teacher
+from conftest import FIX, build_set, head, make_tiny_teacher
 
 from pipelines import logits_cache
 from pipelines.logits_cache import LogitsCache, cache_key, compact, write_part
@@ -35,12 +35,6 @@ def manifest(out: Path) -> dict:
 
 def shard_bytes(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("data-*.arrow"))}
-
-
-def head(src: Path, dst: Path, n: int) -> Path:
-    with open(src, "rb") as f:
-        dst.write_bytes(b"".join(f.readlines()[: n + 1]))
-    return dst
 
 
 def start_build(args: list[str], log: Path) -> subprocess.Popen:
