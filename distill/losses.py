@@ -70,6 +70,8 @@ def distillation_loss(
         raise ValueError(f"loss {loss!r} needs teacher logits")
     soft_fn = mse if student.shape[-1] == 1 else SOFT_LOSSES[loss]
     soft = soft_fn(student, teacher, temperature=temperature)
-    if alpha == 0.0 or hard is None:
+    if alpha == 0.0:
         return soft
+    if hard is None:  # a batch of augmented rows only: the soft term keeps its own weight
+        return (1.0 - alpha) * soft
     return alpha * hard + (1.0 - alpha) * soft

@@ -48,6 +48,10 @@ def test_alpha_mixes_hard_and_soft_over_the_labelled_rows_only():
     want = 0.25 * ce(s[[0, 2]], labels[[0, 2]]) + 0.75 * mse(s, t)
     assert got.item() == pytest.approx(want.item())
     assert distillation_loss(s, t, labels, loss="mse").item() == pytest.approx(mse(s, t).item())
+    # a batch with no gold row: the soft term still weighs 1 - alpha, not 1
+    none = torch.tensor([-1, -1, -1])
+    got_none = distillation_loss(s, t, none, loss="mse", alpha=0.25)
+    assert got_none.item() == pytest.approx(0.75 * mse(s, t).item())
     got.backward()
     assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="gold labels"):
