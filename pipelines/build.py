@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import posixpath
 import sys
 import time
@@ -256,6 +257,8 @@ def plan(argv: list[str] | None = None) -> Plan:
     columns = Columns(args.text_column, args.text_b_column, args.label_column, args.id_column)
     fmt = args.format or detect_format(paths[0], columns)
     out = args.out.rstrip("/") or args.out
+    if outdir.is_local(out):
+        out = os.path.abspath(out)  # "--out ." names the folder, so it has a sibling to swap
     outdir.check(out, args.overwrite)
     if args.num_shards is not None and args.num_shards < 1:
         raise ValueError(f"--num-shards must be >= 1, got {args.num_shards}")

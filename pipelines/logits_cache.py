@@ -104,27 +104,18 @@ def _list_parts(folder: str) -> list[str]:
     return sorted(m.path for m in found)
 
 
-def _open_part(path: str) -> pa.Table:
+def _open_part(path: str) -> pa.ipc.RecordBatchFileReader:
     if "://" in path:  # object stores cannot be mapped: read the part (one unit of work)
         with FileSystems.open(path) as f:
-            return pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
-    return pa.ipc.open_file(pa.memory_map(path)).read_all()
+            return pa.ipc.open_file(pa.py_buffer(f.read()))
+    return pa.ipc.open_file(pa.memory_map(path))
 
 
-class _Part:
-    """One part's sorted keys (``S16``) and raw logits, as views over the mapped file."""
+class _Run:
+    """One record batch of a part: sorted keys (``S16``) and raw logits, views over the file."""
 
-    def __init__(self, path: str, fields: dict):
-        table = _open_part(path)
-        meta = (table.schema.metadata or {}).get(META)
-        got = json.loads(meta) if meta else None
-        if got != fields:
-            raise ValueError(
-                f"logits cache part {path} was written for {got}, not for this teacher "
-                f"({fields}); it does not belong in this folder: remove it"
-            )
-        keys = table.column("key").combine_chunks()
-        logits = table.column("logits").combine_chunks()
+    def __init__(self, batch: pa.RecordBatch):
+        keys, logits = batch.column(0), batch.column(1)
         width = logits.type.list_size
         self.keys = np.frombuffer(
             keys.buffers()[1], dtype=f"S{KEY_BYTES}", count=len(keys), offset=keys.offset * 16
@@ -133,7 +124,21 @@ class _Part:
         self.logits = values[logits.offset * width : (logits.offset + len(logits)) * width].reshape(
             len(logits), width
         )
-        self.table = table  # keeps the mapping alive
+        self.batch = batch  # keeps the mapping alive
+
+
+def _runs(path: str, fields: dict) -> list[_Run]:
+    """A part's sorted runs (one per record batch), after checking it belongs to ``fields``."""
+    reader = _open_part(path)
+    meta = (reader.schema.metadata or {}).get(META)
+    got = json.loads(meta) if meta else None
+    if got != fields:
+        raise ValueError(
+            f"logits cache part {path} was written for {got}, not for this teacher "
+            f"({fields}); it does not belong in this folder: remove it"
+        )
+    runs = [_Run(reader.get_batch(i)) for i in range(reader.num_record_batches)]
+    return [r for r in runs if len(r.keys)]
 
 
 class LogitsCache:
@@ -141,24 +146,22 @@ class LogitsCache:
 
     def __init__(self, folder: str | None, fields: dict | None):
         self.folder, self.fields = folder, fields
-        self.parts = [_Part(p, fields) for p in _list_parts(folder)] if folder else []
+        self.runs = [r for p in _list_parts(folder) for r in _runs(p, fields)] if folder else []
 
     def __len__(self) -> int:
-        return sum(len(p.keys) for p in self.parts)
+        return sum(len(r.keys) for r in self.runs)
 
     def lookup(self, keys: list[bytes], width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(found, logits)``: a bool mask over ``keys`` and raw logits where found."""
         query = np.array(keys, dtype=f"S{KEY_BYTES}")
         found = np.zeros(len(keys), dtype=bool)
         out = np.zeros((len(keys), width), dtype=np.float32)
-        for part in self.parts:
-            if not len(part.keys):
-                continue
-            pos = np.searchsorted(part.keys, query)
-            pos[pos == len(part.keys)] = 0
-            hit = (part.keys[pos] == query) & ~found
+        for run in self.runs:
+            pos = np.searchsorted(run.keys, query)
+            pos[pos == len(run.keys)] = 0
+            hit = (run.keys[pos] == query) & ~found
             if hit.any():
-                out[hit] = part.logits[pos[hit]]
+                out[hit] = run.logits[pos[hit]]
                 found |= hit
         return found, out
 
@@ -216,18 +219,18 @@ def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
     paths = _list_parts(folder)
     if len(paths) < min_parts:
         return 0
-    parts = [_Part(p, fields) for p in paths]
-    width = next((p.logits.shape[1] for p in parts if len(p.keys)), 0)
-    if not width:
+    runs = [r for p in paths for r in _runs(p, fields)]
+    if not runs:
         return 0
+    width = runs[0].logits.shape[1]
     schema = _schema(width, fields)
     firsts = np.array([bytes([b]) for b in range(256)], dtype=f"S{KEY_BYTES}")
-    bounds = [np.append(np.searchsorted(p.keys, firsts), len(p.keys)) for p in parts]
+    bounds = [np.append(np.searchsorted(r.keys, firsts), len(r.keys)) for r in runs]
     name = f"part-{uuid.uuid4().hex}.arrow"
     tmp = posixpath.join(folder, f".tmp-{name}")
     with FileSystems.create(tmp) as f, pa.ipc.new_file(f, schema) as writer:
         for b in range(256):
-            pieces = list(zip(parts, bounds, strict=True))
+            pieces = list(zip(runs, bounds, strict=True))
             keys = np.concatenate([p.keys[s[b] : s[b + 1]] for p, s in pieces])
             if not len(keys):
                 continue
@@ -243,7 +246,7 @@ def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
                     schema=schema,
                 )
             )
-    del parts
+    del runs
     FileSystems.rename([tmp], [posixpath.join(folder, name)])
     FileSystems.delete(paths)
     logger.info("logits cache %s: merged %d parts into %s", folder, len(paths), name)
