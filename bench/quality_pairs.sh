@@ -3,7 +3,8 @@
 # Spearman) on the real GLUE files in ../shared/data/glue. For each task: a MiniLM teacher
 # fine-tuned with finetune-teacher, a transfer set with its logits, the siamese BiLSTM gold-only
 # and distilled, a 3-layer transformer student, all scored on the held-out file.
-#   bash bench/quality_pairs.sh [N_ITER]       (about an hour on 2 CPU cores)
+#   bash bench/quality_pairs.sh [N_ITER]       (about an hour on 2 CPU cores; epochs and steps
+#   are cut to fit that hour: more would help the transformer student most)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_ITER=${1:-10}
@@ -18,7 +19,8 @@ run_task() {  # task, train file, dev file (picks epochs), test file (reported)
     local task=$1 train=$2 dev=$3 test=$4 d=$Q/$1
     mkdir -p $d
     [ -f $d/teacher/model.safetensors ] || $TS finetune-teacher --task $task --train $train \
-        --dev $dev --out $d/teacher --epochs 3 --lr 5e-5 --batch-size 32 --max-length 128
+        --dev $dev --out $d/teacher --epochs $TEACHER_EPOCHS --lr 5e-5 --batch-size 32 \
+        --max-length 128
     $TS evaluate --model $d/teacher --task $task --data $test --out $d/teacher.json
     [ -f $d/set/manifest.json ] || $TS build --task $task --input $train --out $d/set \
         --n-iter "$N_ITER" --teacher $d/teacher --teacher-cache $Q/teacher-cache
@@ -27,11 +29,13 @@ run_task() {  # task, train file, dev file (picks epochs), test file (reported)
         $TS train-student --shards $d/set --task $task --eval $dev --out $d/$name "$@"
         $TS evaluate --model $d/$name --task $task --data $test --out $d/$name.json
     }
-    student bilstm-gold --loss ce --originals-only --embeddings glove --epochs 20 --patience 5
-    student bilstm-kd-augmented --loss mse --embeddings glove --epochs 10 --patience 3
+    student bilstm-gold --loss ce --originals-only --embeddings glove --epochs 8 --patience 3
+    student bilstm-kd-originals --loss mse --originals-only --embeddings glove --epochs 8 \
+        --patience 3
+    student bilstm-kd-augmented --loss mse --embeddings glove --epochs 3 --patience 2
     student transformer-3l-kd-augmented --student transformer --teacher $d/teacher --layers 3 \
-        --loss mse --optimizer adam --lr 1e-4 --epochs 2 --max-steps 1500
+        --loss mse --optimizer adam --lr 1e-4 --epochs 1 --max-steps 400
     .venv/bin/python bench/quality_table.py $d
 }
-run_task mrpc $Q/mrpc-train.tsv $Q/mrpc-dev.tsv $G/MRPC/test.tsv
-run_task stsb $G/STS-B/train.tsv $G/STS-B/dev.tsv $G/STS-B/dev.tsv
+TEACHER_EPOCHS=3 run_task mrpc $Q/mrpc-train.tsv $Q/mrpc-dev.tsv $G/MRPC/test.tsv
+TEACHER_EPOCHS=2 run_task stsb $G/STS-B/train.tsv $G/STS-B/dev.tsv $G/STS-B/dev.tsv
