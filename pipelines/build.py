@@ -29,7 +29,7 @@ from apache_beam.runners.runner import PipelineState
 from augment import AugmentConfig
 from augment.flags import add_flags, from_args
 from augment.tasks import TASKS, TaskSpec, get_task
-from pipelines import card, logits_cache, outdir
+from pipelines import card, exchange, logits_cache, outdir
 from pipelines.meter import NAMESPACE
 from pipelines.readers import FORMATS, Columns, detect_format
 from pipelines.settings import ScaleConfig
@@ -188,14 +188,6 @@ def _teacher_plan(args, spec, out: str) -> TeacherPlan:
     return TeacherPlan(config, info, folder, fields, mask)
 
 
-def _match(pattern: str) -> list[str]:
-    try:
-        found = FileSystems.match([pattern])[0].metadata_list
-    except Exception:  # noqa: BLE001 - a missing folder raises on some file systems
-        found = []
-    return sorted(m.path for m in found)
-
-
 def _default_tagger() -> str:
     """The tagger the workers will load when none is named (``augment.load_tagger``'s order)."""
     from importlib.util import find_spec
@@ -263,7 +255,7 @@ def plan(argv: list[str] | None = None) -> Plan:
     """Parse and check every argument a user can get wrong, before any work starts."""
     args, beam_args = build_parser().parse_known_args(argv)
     spec = get_task(args.task)
-    paths = _match(args.input)
+    paths = exchange.match(args.input)
     if not paths:
         raise FileNotFoundError(f"--input {args.input!r}: no such file")
     columns = Columns(args.text_column, args.text_b_column, args.label_column, args.id_column)
@@ -353,7 +345,9 @@ def finish(plan: Plan, result, staging: str, wall: float) -> dict:
     """Check the counts, write the JSON files beside the staged shards; the manifest."""
     counts, peaks = _metrics(result)
     spec = plan.spec
-    shards = [posixpath.basename(p) for p in _match(posixpath.join(staging, "data-*.arrow"))]
+    shards = [
+        posixpath.basename(p) for p in exchange.match(posixpath.join(staging, "data-*.arrow"))
+    ]
     dead, reasons = _dead_letter_reasons(posixpath.join(staging, DEAD_LETTER_FILE))
     tagged_rows = counts.get("tagged", 0)
     summary = {

@@ -30,6 +30,16 @@ class Spilled(NamedTuple):
     rows: int
 
 
+def match(pattern: str) -> list[str]:
+    """The paths a glob matches, sorted; none where the folder is missing (some file systems
+    raise for that)."""
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # noqa: BLE001
+        return []
+    return sorted(m.path for m in found)
+
+
 def emit_later(value):
     """A value yielded from ``finish_bundle`` (which must name its window)."""
     return GlobalWindows.windowed_value(value)

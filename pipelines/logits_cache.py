@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.exchange import match
+
 logger = logging.getLogger(__name__)
 META = b"transferset.logits_cache"
 KEY_BYTES = 16
@@ -96,12 +98,9 @@ def _schema(width: int, fields: dict) -> pa.Schema:
     )
 
 
-def _list_parts(folder: str) -> list[str]:
-    try:
-        found = FileSystems.match([posixpath.join(folder, "part-*.arrow")])[0].metadata_list
-    except Exception:  # noqa: BLE001 - no folder yet
-        return []
-    return sorted(m.path for m in found)
+def parts(folder: str) -> list[str]:
+    """The finished parts of a cache folder (``.tmp-*`` files of a write in flight are not)."""
+    return match(posixpath.join(folder, "part-*.arrow"))
 
 
 def _open_part(path: str) -> pa.ipc.RecordBatchFileReader:
@@ -146,7 +145,7 @@ class LogitsCache:
 
     def __init__(self, folder: str | None, fields: dict | None):
         self.folder, self.fields = folder, fields
-        self.runs = [r for p in _list_parts(folder) for r in _runs(p, fields)] if folder else []
+        self.runs = [r for p in parts(folder) for r in _runs(p, fields)] if folder else []
 
     def __len__(self) -> int:
         return sum(len(r.keys) for r in self.runs)
@@ -216,7 +215,7 @@ def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
     cache at a time. The new part is renamed into place before the old ones go, so a kill at
     any point leaves every logit readable (a key in two parts is harmless: same value).
     """
-    paths = _list_parts(folder)
+    paths = parts(folder)
     if len(paths) < min_parts:
         return 0
     runs = [r for p in paths for r in _runs(p, fields)]

@@ -26,6 +26,8 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.exchange import match
+
 logger = logging.getLogger(__name__)
 SET_FILES = ("state.json", "dataset_info.json", "manifest.json", "README.md", "report.md")
 # cache-*.arrow: what datasets writes beside shards it maps or filters; .staging-*: folders of
@@ -38,17 +40,10 @@ def is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _match(pattern: str) -> list[str]:
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # noqa: BLE001 - a missing folder raises on some file systems
-        return []
-
-
 def check(out: str, overwrite: bool) -> None:
     """Refuse an ``out`` that holds a set (without ``overwrite``) or anything but a set."""
     if not is_local(out):
-        if _match(posixpath.join(out, "data-*.arrow")) and not overwrite:
+        if match(posixpath.join(out, "data-*.arrow")) and not overwrite:
             raise FileExistsError(
                 f"--out {out!r} already holds a transfer set; pass --overwrite to replace it"
             )
@@ -213,13 +208,13 @@ def _remove(path: str) -> None:
 
 
 def _commit_remote(staging: str, out: str) -> None:
-    old = _match(posixpath.join(out, "data-*.arrow")) + _match(
+    old = match(posixpath.join(out, "data-*.arrow")) + match(
         posixpath.join(out, "dead_letter", "*")
     )
-    old += [p for p in (posixpath.join(out, n) for n in SET_FILES) if _match(p)]
+    old += [p for p in (posixpath.join(out, n) for n in SET_FILES) if match(p)]
     if old:
         FileSystems.delete(old)
-    src = _match(posixpath.join(staging, "*")) + _match(posixpath.join(staging, "dead_letter", "*"))
+    src = match(posixpath.join(staging, "*")) + match(posixpath.join(staging, "dead_letter", "*"))
     src = [p for p in src if not p.rstrip("/").endswith(("/.work", "/dead_letter"))]
     dst = [posixpath.join(out, posixpath.relpath(p, staging)) for p in src]
     FileSystems.mkdirs(posixpath.join(out, "dead_letter"))

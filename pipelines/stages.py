@@ -12,7 +12,6 @@ import logging
 import math
 import posixpath
 import time
-from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
@@ -38,7 +37,6 @@ from pipelines.records import (
     DeadLetter,
     Example,
     row_order_key,
-    row_sort_key,
     sort_indices,
 )
 from pipelines.settings import ScaleConfig
@@ -287,8 +285,9 @@ class CountRows(beam.PTransform):
 
 
 # -- augment --------------------------------------------------------------------------------------
-def text_key(row: tuple) -> str:
-    return row[TEXT_A].strip() + "\x00" + (row[TEXT_B] or "").strip()
+def text_key(text_a: str, text_b: str | None) -> str:
+    """What makes two rows duplicates: their texts, stripped."""
+    return text_a.strip() + "\x00" + (text_b or "").strip()
 
 
 def dedup_buckets(sources: int, n_iter: int, max_bucket_rows: int) -> int:
@@ -330,7 +329,9 @@ class _AugmentFn(beam.DoFn):
                 for s in kept
             ]
             for row in rows:
-                parts.setdefault(stable_hash64(text_key(row)) % buckets, []).append(row)
+                parts.setdefault(
+                    stable_hash64(text_key(row[TEXT_A], row[TEXT_B])) % buckets, []
+                ).append(row)
             n += len(kept)
         self.drawn.inc(len(batch) * self.config.n_iter)
         for bucket in sorted(parts):
@@ -384,45 +385,49 @@ def rows_to_table(rows: list, schema: pa.Schema) -> pa.Table:
     )
 
 
-def deduplicate(rows: Iterable[tuple]) -> tuple[list[tuple], int]:
-    """Rows with distinct texts, and how many were dropped.
+def kept_positions(
+    ids: list[str],
+    source_ids: list[str],
+    texts_a: list[str],
+    texts_b: list[str | None],
+    is_original: list[bool],
+) -> list[int]:
+    """Positions of the rows that survive dedup, in no particular order.
 
     Originals all stay (each is a source row); a sample whose text another row has is dropped
     unless it has the smallest id among samples of a text no original has.
     """
-    groups: dict[str, list[tuple]] = {}
-    for row in rows:
-        groups.setdefault(text_key(row), []).append(row)
-    out: list[tuple] = []
-    dropped = 0
-    for group in groups.values():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        keep = [r for r in group if r[IS_ORIGINAL]] or [min(group, key=row_sort_key)]
-        out.extend(keep)
-        dropped += len(group) - len(keep)
-    return out, dropped
-
-
-def deduplicate_table(table: pa.Table) -> tuple[pa.Table, int]:
-    """``deduplicate`` on a table: the rows kept, in natural id order, and how many were not."""
-    cols = table.select(["id", "source_id", "text_a", "text_b", "is_original"]).to_pydict()
-    ids, sids, original = cols["id"], cols["source_id"], cols["is_original"]
     groups: dict[str, list[int]] = {}
-    for i, (a, b) in enumerate(zip(cols["text_a"], cols["text_b"], strict=True)):
-        groups.setdefault(a.strip() + "\x00" + (b or "").strip(), []).append(i)
+    for i, (a, b) in enumerate(zip(texts_a, texts_b, strict=True)):
+        groups.setdefault(text_key(a, b), []).append(i)
     keep: list[int] = []
     for group in groups.values():
         if len(group) == 1:
             keep.extend(group)
             continue
-        kept = [i for i in group if original[i]]
-        keep.extend(kept or [min(group, key=lambda i: row_order_key(ids[i], sids[i], False))])
+        kept = [i for i in group if is_original[i]]
+        keep.extend(kept or [min(group, key=lambda i: row_order_key(ids[i], source_ids[i], False))])
+    return keep
+
+
+def deduplicate(rows: list[tuple]) -> tuple[list[tuple], int]:
+    """Row tuples with distinct texts (``kept_positions``), and how many were dropped."""
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * 7
+    keep = kept_positions(cols[0], cols[1], cols[TEXT_A], cols[TEXT_B], cols[IS_ORIGINAL])
+    return [rows[i] for i in keep], len(rows) - len(keep)
+
+
+def deduplicate_table(table: pa.Table) -> tuple[pa.Table, int]:
+    """``kept_positions`` on a table: the rows kept, in natural id order, and how many were not."""
+    c = table.select(["id", "source_id", "text_a", "text_b", "is_original"]).to_pydict()
+    keep = kept_positions(c["id"], c["source_id"], c["text_a"], c["text_b"], c["is_original"])
     order = sort_indices(
-        [ids[i] for i in keep], [sids[i] for i in keep], [original[i] for i in keep]
+        [c["id"][i] for i in keep], [c["source_id"][i] for i in keep],
+        [c["is_original"][i] for i in keep],
+    )  # fmt: skip
+    return table.take(pa.array([keep[i] for i in order], type=pa.int64())), table.num_rows - len(
+        keep
     )
-    return table.take(pa.array([keep[i] for i in order], type=pa.int64())), len(ids) - len(keep)
 
 
 class _DedupFn(beam.DoFn):
