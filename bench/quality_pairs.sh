@@ -33,6 +33,8 @@ run_task() {  # task, train file, dev file (picks epochs), test file (reported)
     student bilstm-kd-originals --loss mse --originals-only --embeddings glove --epochs 8 \
         --patience 3
     student bilstm-kd-augmented --loss mse --embeddings glove --epochs 3 --patience 2
+    student bilstm-kd-augmented-dropout --loss mse --embeddings glove --epochs 6 --patience 3 \
+        --dropout 0.3
     student transformer-3l-kd-augmented --student transformer --teacher $d/teacher --layers 3 \
         --loss mse --optimizer adam --lr 1e-4 --epochs 1 --max-steps 400
     .venv/bin/python bench/quality_table.py $d

@@ -16,6 +16,10 @@ ROWS = [
     ("bilstm-gold.json", "BiLSTM, gold labels only (`--loss ce --originals-only`)"),
     ("bilstm-kd-originals.json", "BiLSTM, KD on originals only (`--loss mse --originals-only`)"),
     ("bilstm-kd-augmented.json", "BiLSTM, KD with augmentation (`--loss mse`)"),
+    (
+        "bilstm-kd-augmented-dropout.json",
+        "BiLSTM, KD with augmentation, `--dropout 0.3`, 6 epochs",
+    ),
     ("transformer-3l-kd-augmented.json", "Transformer, 3 layers, KD with augmentation"),
 ]
 
