@@ -89,13 +89,6 @@ def read_tables(paths: list[str], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def delete(paths: list[str]) -> None:
-    """Remove spill files a later stage no longer needs (best effort)."""
-    existing = [p for p in paths if FileSystems.exists(p)]
-    if existing:
-        FileSystems.delete(existing)
-
-
 class KeyedSpill:
     """Per-key buffers of row tables, flushed to files once ``limit`` rows are held in all.
 

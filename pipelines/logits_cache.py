@@ -169,16 +169,10 @@ def write_part(folder: str, keys: list[bytes], logits: np.ndarray, fields: dict)
     """Atomically add one part (``keys`` unique) with raw ``(n, width)`` logits; its path."""
     if not keys:
         return None
-    order = np.argsort(np.array(keys, dtype=f"S{KEY_BYTES}"), kind="stable")
-    logits = np.ascontiguousarray(logits[order], dtype=np.float32)
+    packed = np.array(keys, dtype=f"S{KEY_BYTES}")
+    order = np.argsort(packed, kind="stable")
     width = logits.shape[1]
-    table = pa.table(
-        [
-            _key_array(np.array(keys, dtype=f"S{KEY_BYTES}")[order]),
-            pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), width),
-        ],
-        schema=_schema(width, fields),
-    )
+    table = _part_table(packed[order], logits[order], _schema(width, fields))
     name = f"part-{uuid.uuid4().hex}.arrow"
     tmp = posixpath.join(folder, f".tmp-{name}")
     _write_file(tmp, table)
@@ -187,10 +181,14 @@ def write_part(folder: str, keys: list[bytes], logits: np.ndarray, fields: dict)
     return path
 
 
-def _key_array(keys: np.ndarray) -> pa.Array:
-    """``S16`` keys as Arrow ``binary(16)`` (``tolist`` would strip trailing zero bytes)."""
+def _part_table(keys: np.ndarray, logits: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """Sorted ``S16`` keys and their ``(n, width)`` logits as a part's table."""
+    # keys go in as raw bytes: ``tolist`` would strip their trailing zero bytes
     data = pa.py_buffer(np.ascontiguousarray(keys).tobytes())
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(KEY_BYTES), len(keys), [None, data])
+    key_array = pa.FixedSizeBinaryArray.from_buffers(pa.binary(KEY_BYTES), len(keys), [None, data])
+    values = pa.array(np.ascontiguousarray(logits, dtype=np.float32).reshape(-1))
+    width = schema.field("logits").type.list_size
+    return pa.table([key_array, pa.FixedSizeListArray.from_arrays(values, width)], schema=schema)
 
 
 def _write_file(path: str, table: pa.Table) -> None:
@@ -236,15 +234,7 @@ def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
             logits = np.concatenate([p.logits[s[b] : s[b + 1]] for p, s in pieces])
             keys, first = np.unique(keys, return_index=True)
             logits = logits[first]
-            writer.write_table(
-                pa.table(
-                    [
-                        _key_array(keys),
-                        pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), width),
-                    ],
-                    schema=schema,
-                )
-            )
+            writer.write_table(_part_table(keys, logits, schema))
     del runs
     FileSystems.rename([tmp], [posixpath.join(folder, name)])
     FileSystems.delete(paths)
