@@ -96,8 +96,11 @@ def _train_student(argv: list[str]) -> int:
 
     get_task(args.task)  # an unknown task fails here, before anything is loaded
     cfg = from_args(TrainConfig, args).resolved()
-    train, _ = load_transfer_set(args.shards, args.task, need_logits=args.loss != "ce")
-    metrics = train_student(cfg, train, _eval_dataset(args.eval, args.task), args.out)
+    train, manifest = load_transfer_set(args.shards, args.task, need_logits=args.loss != "ce")
+    mask_token = manifest.get("augment", {}).get("mask_token")
+    metrics = train_student(
+        cfg, train, _eval_dataset(args.eval, args.task), args.out, mask_token=mask_token
+    )
     print(
         f"best epoch {metrics['best_epoch']}: dev {metrics['dev']} "
         f"({metrics['parameters']:,} parameters) -> {args.out}"
@@ -121,6 +124,11 @@ def _evaluate(argv: list[str]) -> int:
         type=int,
         help="rows per forward pass (default: 128 BiLSTM, 64 transformer)",
     )
+    ap.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept a pickle .bin checkpoint (refused by default: loading one can run code)",
+    )
     args = ap.parse_args(argv)
 
     import os
@@ -135,6 +143,7 @@ def _evaluate(argv: list[str]) -> int:
         _eval_dataset(args.data, args.task),
         threads=args.threads,
         batch_size=args.batch_size,
+        allow_pickle=args.allow_pickle,
     )
     out = args.out or os.path.join(
         args.model, f"eval-{os.path.basename(os.path.normpath(args.data))}.json"
@@ -142,6 +151,32 @@ def _evaluate(argv: list[str]) -> int:
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _export(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="transferset export",
+        description="Export a trained student (BiLSTM or transformer) for serving without this "
+        "repo: an ONNX graph with dynamic batch and length axes, its vocabulary or tokenizer "
+        "files, and export.json (tokenizer settings, mask token, label names).",
+    )
+    ap.add_argument("model", help="a trained student folder (train-student --out)")
+    ap.add_argument("--out", required=True, help="folder for the export")
+    ap.add_argument("--format", default="onnx", choices=("onnx",))
+    ap.add_argument(
+        "--quantize", action="store_true", help="dynamic int8 weights (ONNX Runtime's quantizer)"
+    )
+    ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    args = ap.parse_args(argv)
+
+    from distill.export import export_model
+
+    info = export_model(
+        args.model, args.out, fmt=args.format, quantize=args.quantize, overwrite=args.overwrite
+    )
+    print(json.dumps(info, indent=2))
+    print(f"exported to {args.out}")
     return 0
 
 
@@ -187,6 +222,7 @@ COMMANDS = {
     ),
     "train-student": (f"{__name__}:_train_student", "train a student on a transfer set"),
     "evaluate": (f"{__name__}:_evaluate", "GLUE metrics and CPU sentences/s of a model"),
+    "export": (f"{__name__}:_export", "a trained student as ONNX (+ vocabulary), for serving"),
     "report": (f"{__name__}:_report", "report.md and plots describing a transfer set"),
     "demo": (f"{__name__}:_demo", "the whole path on a packaged SST-2 sample, offline"),
 }

@@ -93,6 +93,8 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
     import datasets
 
     kd_set = datasets.load_from_disk(shards)
+    with open(os.path.join(shards, "manifest.json")) as f:
+        mask_token = json.load(f)["augment"]["mask_token"]
     epochs = 1 if quick else 6
     students = {
         "BiLSTM, gold labels only": TrainConfig(
@@ -110,7 +112,7 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
     dirs = {}
     for k, (name, cfg) in enumerate(students.items()):
         dirs[name] = os.path.join(out, f"student-{k}")
-        train_student(cfg, kd_set, dev, dirs[name])
+        train_student(cfg, kd_set, dev, dirs[name], mask_token=mask_token)
     print(f"    done in {time.time() - t:.0f} s")
 
     t = _step(4, total, "evaluate on the dev rows (accuracy, CPU sentences/s)")

@@ -39,3 +39,57 @@ def bucketed_batches(
         batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+class Ragged:
+    """Variable-length rows of token ids as one flat array and offsets (Arrow's list layout):
+    row ``r`` is ``flat[offsets[r]:offsets[r + 1]]``. Batches are cut and padded with numpy,
+    no per-row Python objects."""
+
+    __slots__ = ("flat", "offsets")
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray):
+        self.flat, self.offsets = np.asarray(flat), np.asarray(offsets, dtype=np.int64)
+
+    @classmethod
+    def from_lists(cls, rows) -> Ragged:
+        rows = [np.asarray(r, dtype=np.int64) for r in rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(r) for r in rows])
+        flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        return cls(flat, offsets)
+
+    @classmethod
+    def from_arrow(cls, array) -> Ragged:
+        """A pyarrow ``list<int>`` array or chunked array (a table column), without copies
+        where Arrow allows."""
+        import pyarrow as pa
+
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+        offsets = array.offsets.to_numpy()
+        flat = array.values.to_numpy(zero_copy_only=False)
+        return cls(flat[offsets[0] : offsets[-1]], offsets - offsets[0])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def rows(self, idx, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Padded ``(len(idx), longest)`` int64 matrix of rows ``idx`` (``pad`` after each
+        row's end) and their lengths."""
+        idx = np.asarray(idx)
+        starts, lengths = self.offsets[idx], self.offsets[idx + 1] - self.offsets[idx]
+        width = int(lengths.max()) if len(idx) else 0
+        cols = np.arange(width)
+        inside = cols[None, :] < lengths[:, None]
+        pos = np.where(inside, starts[:, None] + cols[None, :], 0)
+        out = np.where(inside, self.flat[pos] if len(self.flat) else pad, pad).astype(np.int64)
+        return out, lengths
+
+    def to_lists(self) -> list[list[int]]:
+        bounds = zip(self.offsets[:-1], self.offsets[1:], strict=True)
+        return [self.flat[a:b].tolist() for a, b in bounds]

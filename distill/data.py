@@ -1,11 +1,10 @@
-"""Transfer sets as training data: ``datasets.load_from_disk`` (memory-mapped, no copy)."""
+"""Transfer sets as training data: ``datasets.load_from_disk`` (memory-mapped, no copy; the
+training loop reads its batches from the files, ``distill.train.encode_rows``)."""
 
 from __future__ import annotations
 
 import json
 import os
-
-import numpy as np
 
 from augment.tasks import get_task
 
@@ -54,26 +53,3 @@ def check_labels(ds, task: str) -> None:
 def label_names(ds) -> list[str] | None:
     feature = ds.features["label"]
     return list(feature.names) if hasattr(feature, "names") else None
-
-
-def columns(ds, *, originals_only: bool = False):
-    """Plain arrays for training: texts, labels, teacher logits (or None), original mask."""
-    is_original = np.asarray(
-        ds["is_original"] if "is_original" in ds.column_names else [True] * len(ds), dtype=bool
-    )
-    rows = np.flatnonzero(is_original) if originals_only else np.arange(len(ds))
-    if len(rows) == 0:
-        raise ValueError("no rows left to train on (no originals?)")
-    sub = ds.select(rows) if originals_only else ds
-    texts_b = list(sub["text_b"])
-    logits = (
-        np.asarray(list(sub["teacher_logits"]), dtype=np.float32)
-        if "teacher_logits" in sub.column_names
-        else None
-    )
-    return {
-        "text_a": list(sub["text_a"]),
-        "text_b": texts_b if texts_b and texts_b[0] is not None else None,
-        "label": np.asarray(list(sub["label"])),
-        "teacher_logits": logits,
-    }

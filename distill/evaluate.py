@@ -12,7 +12,13 @@ from distill.students import load_model, num_parameters, predict
 
 
 def evaluate(
-    model_dir: str, task: str, ds, *, threads: int | None = None, batch_size: int | None = None
+    model_dir: str,
+    task: str,
+    ds,
+    *,
+    threads: int | None = None,
+    batch_size: int | None = None,
+    allow_pickle: bool = False,
 ) -> dict:
     """Metrics on ``ds`` and the time to score it from raw text (tokenisation included).
 
@@ -23,12 +29,12 @@ def evaluate(
     if len(ds) == 0:
         raise ValueError("the evaluation data is empty")
     check_labels(ds, task)
-    adapter, meta = load_model(model_dir)
+    if threads:
+        torch.set_num_threads(threads)
+    adapter, meta = load_model(model_dir, threads=threads, allow_pickle=allow_pickle)
     trained_on = meta.get("label_names")
     if trained_on is not None and trained_on != label_names(ds):
         raise ValueError(f"the model predicts {trained_on}, the data has {label_names(ds)}")
-    if threads:
-        torch.set_num_threads(threads)
     texts_a = list(ds["text_a"])
     texts_b = list(ds["text_b"]) if ds["text_b"][0] is not None else None
     seconds = []
@@ -45,5 +51,5 @@ def evaluate(
         "parameters": num_parameters(adapter),
         "cpu_sentences_per_second": round(len(ds) / seconds[1], 1),
         "cpu_sentences_per_second_first_pass": round(len(ds) / seconds[0], 1),
-        "torch_threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(),
     }

@@ -50,6 +50,9 @@ class FinetuneConfig:
     weight_decay: float = setting(0.01, "AdamW weight decay")
     max_steps: int | None = setting(None, "stop after this many steps (smoke tests, demos)")
     seed: int = setting(0, "seed of initialisation and batch order")
+    allow_pickle: bool = setting(
+        False, "accept a pickle .bin base checkpoint (refused by default: loading one can run code)"
+    )
 
 
 def _texts(ds) -> tuple[list[str], list[str] | None]:
@@ -60,11 +63,9 @@ def _texts(ds) -> tuple[list[str], list[str] | None]:
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
     """Train, keep the best dev epoch, save it to ``out``; returns the metrics history."""
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        get_linear_schedule_with_warmup,
-    )
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from distill.checkpoints import load_classifier
 
     if len(train_ds) == 0:
         raise ValueError("the training set is empty")
@@ -74,8 +75,10 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     regression = label_names is None
     names = list(label_names) if not regression else ["score"]
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = load_classifier(
         base,
+        allow_pickle=cfg.allow_pickle,
+        role="base model",
         num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},

@@ -77,14 +77,16 @@ def teacher_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
     return [j * teacher_layers // student_layers for j in range(student_layers)]
 
 
-def transformer_student(teacher_path: str, layers: int = 3):
+def transformer_student(teacher_path: str, layers: int = 3, *, allow_pickle: bool = False):
     """A ``layers``-deep copy of the teacher: its embeddings, pooler and classifier, and every
     other encoder layer (DistilBERT's initialisation). Returns (model, tokenizer, layer map)."""
     import copy
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_path)
+    from distill.checkpoints import load_classifier
+
+    teacher = load_classifier(teacher_path, allow_pickle=allow_pickle, role="teacher")
     cfg = copy.deepcopy(teacher.config)
     mapping = teacher_layer_map(cfg.num_hidden_layers, layers)
     cfg.num_hidden_layers = layers

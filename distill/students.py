@@ -9,45 +9,49 @@ import os
 import numpy as np
 import torch
 
+from distill.batching import Ragged
 from distill.models import BiLSTMConfig, BiLSTMStudent
 
 STUDENT_FILE = "student.json"
 
 
-def _pad(seqs: list[list[int]], pad: int = 0) -> torch.Tensor:
-    out = np.full((len(seqs), max(len(s) for s in seqs)), pad, dtype=np.int64)
-    for r, s in enumerate(seqs):
-        out[r, : len(s)] = s
-    return torch.from_numpy(out)  # (batch, longest)
+def _arrow_lists(r: Ragged):
+    import pyarrow as pa
+
+    return pa.ListArray.from_arrays(
+        pa.array(r.offsets.astype(np.int32)), pa.array(r.flat.astype(np.int32))
+    )
 
 
 class BiLSTMAdapter:
     kind = "bilstm"
     eval_batch_size, eval_max_tokens = 128, None  # measured best on a 2-core CPU
+    columns = ("ids_a", "ids_b")
 
     def __init__(self, model: BiLSTMStudent, vocab):
-        from augment import word_tokenizer
+        from distill.vocab import WordIds
 
         self.model, self.vocab = model, vocab
-        self.tokenize = word_tokenizer(vocab.mask_token)
+        self.word_ids = WordIds.for_vocab(vocab)
 
     def encode(self, texts_a, texts_b=None) -> dict:
-        enc = {"a": [self.vocab.encode(t) for t in self.tokenize(texts_a)]}
+        """``{"ids_a": Ragged[, "ids_b": Ragged]}``: token ids of each text."""
+        enc = {"ids_a": self.word_ids(texts_a)}
         if texts_b is not None:
-            enc["b"] = [self.vocab.encode(t) for t in self.tokenize(texts_b)]
+            enc["ids_b"] = self.word_ids(texts_b)
         return enc
 
     @staticmethod
     def lengths(enc) -> np.ndarray:
-        a = np.array([len(x) for x in enc["a"]])
-        return a + np.array([len(x) for x in enc["b"]]) if "b" in enc else a
+        a = enc["ids_a"].lengths
+        return a + enc["ids_b"].lengths if "ids_b" in enc else a
 
     def forward(self, enc, idx) -> torch.Tensor:
-        a = [enc["a"][i] for i in idx]
-        args = [_pad(a), torch.tensor([len(x) for x in a])]
-        if "b" in enc:
-            b = [enc["b"][i] for i in idx]
-            args += [_pad(b), torch.tensor([len(x) for x in b])]
+        ids, lengths = enc["ids_a"].rows(idx)
+        args = [torch.from_numpy(ids), torch.from_numpy(lengths)]
+        if "ids_b" in enc:
+            ids, lengths = enc["ids_b"].rows(idx)
+            args += [torch.from_numpy(ids), torch.from_numpy(lengths)]
         return self.model(*args)  # (batch, num_labels)
 
     def save(self, out: str, meta: dict) -> None:
@@ -69,32 +73,37 @@ class BiLSTMAdapter:
 class TransformerAdapter:
     kind = "transformer"
     eval_batch_size, eval_max_tokens = 64, 2048  # the teacher stage's CPU defaults
+    columns = ("input_ids", "token_type_ids")
 
     def __init__(self, model, tokenizer, max_length: int = 128):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
 
     def encode(self, texts_a, texts_b=None) -> dict:
-        return dict(
-            self.tokenizer(
-                list(texts_a),
-                list(texts_b) if texts_b is not None else None,
-                truncation=True,
-                max_length=self.max_length,
-            )
+        out = self.tokenizer(
+            list(texts_a),
+            list(texts_b) if texts_b is not None else None,
+            truncation=True,
+            max_length=self.max_length,
         )
+        return {k: Ragged.from_lists(out[k]) for k in self.columns if k in out}
 
     @staticmethod
     def lengths(enc) -> np.ndarray:
-        return np.array([len(x) for x in enc["input_ids"]])
+        return enc["input_ids"].lengths
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id or 0
 
     def forward(self, enc, idx) -> torch.Tensor:
-        ids = [enc["input_ids"][i] for i in idx]
+        ids, lengths = enc["input_ids"].rows(idx, pad=self.pad_id)
+        mask = np.arange(ids.shape[1])[None, :] < lengths[:, None]
         batch = {
-            "input_ids": _pad(ids, self.tokenizer.pad_token_id or 0),
-            "attention_mask": _pad([[1] * len(x) for x in ids]),
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
         }
         if "token_type_ids" in enc:
-            batch["token_type_ids"] = _pad([enc["token_type_ids"][i] for i in idx])
+            batch["token_type_ids"] = torch.from_numpy(enc["token_type_ids"].rows(idx)[0])
         return self.model(**batch).logits
 
     def save(self, out: str, meta: dict) -> None:
@@ -104,7 +113,23 @@ class TransformerAdapter:
             json.dump(meta | {"kind": self.kind, "max_length": self.max_length}, f, indent=2)
 
 
+def encode_arrow(adapter, texts_a, texts_b=None) -> dict:
+    """The adapter's encoding as Arrow ``list<int32>`` columns (for ``datasets.map``)."""
+    return {k: _arrow_lists(v) for k, v in adapter.encode(texts_a, texts_b).items()}
+
+
+def decode_arrow(table) -> dict:
+    """The id columns of an Arrow table (a batch of encoded rows) as ``Ragged``."""
+    return {
+        k: Ragged.from_arrow(table.column(k))
+        for k in ("ids_a", "ids_b", "input_ids", "token_type_ids")
+        if k in table.column_names
+    }
+
+
 def num_parameters(adapter) -> int:
+    if adapter.model is None:  # an ONNX export
+        return adapter.num_parameters()
     return sum(p.numel() for p in adapter.model.parameters())
 
 
@@ -120,7 +145,8 @@ def predict(
     batch_size = batch_size or adapter.eval_batch_size
     max_tokens = max_tokens or adapter.eval_max_tokens
     out = None
-    adapter.model.eval()
+    if adapter.model is not None:
+        adapter.model.eval()
     with torch.inference_mode():
         for idx in bucketed_batches(lengths, batch_size, max_tokens=max_tokens):
             logits = adapter.forward(enc, idx).float().numpy()
@@ -130,11 +156,18 @@ def predict(
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def load_model(path: str):
-    """A saved student, or any local HF sequence classifier (to evaluate teachers alike).
-
-    Returns ``(adapter, meta)``.
+def load_model(path: str, *, threads: int | None = None, allow_pickle: bool = False):
+    """A saved student, an exported one (``transferset export``), or any local HF sequence
+    classifier (to evaluate teachers alike). Returns ``(adapter, meta)``.
     """
+    from distill.export import EXPORT_FILE, OnnxAdapter
+
+    if os.path.exists(os.path.join(path, EXPORT_FILE)):
+        adapter = OnnxAdapter(path, threads=threads)
+        info = adapter.info
+        return adapter, {"task": info["task"], "label_names": info["label_names"]} | {
+            "kind": f"{info['kind']}-onnx" + ("-int8" if info["quantized"] else "")
+        }
     meta_path = os.path.join(path, STUDENT_FILE)
     meta = {}
     if os.path.exists(meta_path):
@@ -155,8 +188,10 @@ def load_model(path: str):
             f"{path!r} holds no student ({STUDENT_FILE}) and no "
             "transformers checkpoint (config.json)"
         )
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
+    from distill.checkpoints import load_classifier
+
+    model = load_classifier(path, allow_pickle=allow_pickle)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return TransformerAdapter(model.eval(), tokenizer, meta.get("max_length", 128)), meta

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 
@@ -19,12 +20,20 @@ import torch
 
 from augment.flags import setting
 from augment.tasks import get_task, has_gold
-from distill.batching import bucketed_batches
-from distill.data import columns, label_names
+from distill.batching import Ragged, bucketed_batches
+from distill.data import label_names
 from distill.losses import LOSSES, distillation_loss
 from distill.metrics import main_metric, score_logits
 from distill.progress import progress
-from distill.students import BiLSTMAdapter, TransformerAdapter, num_parameters, predict
+from distill.students import (
+    BiLSTMAdapter,
+    TransformerAdapter,
+    decode_arrow,
+    encode_arrow,
+    num_parameters,
+    predict,
+)
+from distill.vocab import MASK
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +64,11 @@ class TrainConfig:
     max_steps: int | None = setting(None, "optimiser steps per epoch at most (quick runs)")
     # BiLSTM
     embeddings: str = setting(
-        "random",
-        "random (trainable, --embed-dim) or glove (GloVe 6B 50d, trainable)",
+        "glove",
+        "glove (GloVe 6B 50d, trainable; the best measured) or random (trainable, --embed-dim)",
         choices=("random", "glove"),
     )
-    embed_dim: int = setting(300, "width of random embeddings")
+    embed_dim: int = setting(300, "width of random embeddings (GloVe's is 50)")
     hidden: int = setting(150, "BiLSTM hidden size per direction")
     fc: int = setting(200, "width of the ReLU layer before the output")
     two_channels: bool = setting(False, "a static and a trainable copy of the embeddings")
@@ -72,6 +81,9 @@ class TrainConfig:
     )
     layers: int = setting(3, "transformer student: layers kept (every other one of the teacher)")
     max_length: int = setting(128, "transformer student: tokens per text (pair)")
+    allow_pickle: bool = setting(
+        False, "accept a pickle .bin --teacher checkpoint (refused by default: it can run code)"
+    )
 
     def resolved(self) -> TrainConfig:
         c = copy.copy(self)
@@ -118,21 +130,37 @@ def glove_vectors(words: list[str], dim: int = 50, seed: int = 0) -> torch.Tenso
     return torch.from_numpy(out)
 
 
-def _make_student(cfg: TrainConfig, data: dict, names):
+def is_pairs(ds) -> bool:
+    return len(ds) > 0 and ds[0]["text_b"] is not None
+
+
+def text_batches(ds, rows: int = 10_000):
+    """The texts (A, then B of pairs) of ``ds``, ``rows`` at a time."""
+    arrow, pairs = ds.with_format("arrow"), is_pairs(ds)
+    for start in range(0, len(ds), rows):
+        table = arrow[start : start + rows]
+        yield table.column("text_a").to_pylist()
+        if pairs:
+            yield table.column("text_b").to_pylist()
+
+
+def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
     num_labels = 1 if names is None else len(names)
     if cfg.student == "transformer":
         from distill.models import transformer_student
 
-        model, tokenizer, mapping = transformer_student(cfg.teacher, cfg.layers)
+        model, tokenizer, mapping = transformer_student(
+            cfg.teacher, cfg.layers, allow_pickle=cfg.allow_pickle
+        )
         logger.info("transformer student: teacher layers %s", mapping)
         return TransformerAdapter(model, tokenizer, cfg.max_length)
-    from augment import word_tokenizer
     from distill.models import BiLSTMConfig, BiLSTMStudent
-    from distill.vocab import StudentVocab
+    from distill.vocab import StudentVocab, WordIds, count_words
 
-    tokenize = word_tokenizer()
-    texts = data["text_a"] + (data["text_b"] or [])
-    vocab = StudentVocab.build(tokenize(texts), min_count=cfg.min_count, max_size=cfg.max_vocab)
+    counts = count_words(WordIds(mask_token), text_batches(ds))
+    vocab = StudentVocab.from_counts(
+        counts, min_count=cfg.min_count, max_size=cfg.max_vocab, mask_token=mask_token
+    )
     model_cfg = BiLSTMConfig(
         vocab_size=len(vocab),
         num_labels=num_labels,
@@ -140,13 +168,40 @@ def _make_student(cfg: TrainConfig, data: dict, names):
         hidden=cfg.hidden,
         fc=cfg.fc,
         two_channels=cfg.two_channels,
-        pairs=data["text_b"] is not None,
+        pairs=is_pairs(ds),
         dropout=cfg.dropout,
     )
     vectors = (
         glove_vectors(vocab.words, cfg.embed_dim, cfg.seed) if cfg.embeddings == "glove" else None
     )
     return BiLSTMAdapter(BiLSTMStudent(model_cfg, vectors), vocab)
+
+
+def encode_rows(adapter, ds, path: str, rows: int = 10_000):
+    """``ds``'s texts as token id columns beside its labels and teacher logits, written by
+    ``datasets.map`` to the Arrow file ``path`` (memory-mapped after, ``rows`` at a time)."""
+    import uuid
+
+    import pyarrow as pa
+
+    keep = [c for c in ("label", "teacher_logits") if c in ds.column_names]
+    pairs = is_pairs(ds)
+
+    def encode(table):
+        b = table.column("text_b").to_pylist() if pairs else None
+        cols = encode_arrow(adapter, table.column("text_a").to_pylist(), b)
+        return pa.table(cols | {c: table.column(c) for c in keep})
+
+    return ds.with_format("arrow").map(
+        encode,
+        batched=True,
+        batch_size=rows,
+        remove_columns=ds.column_names,
+        cache_file_name=path,
+        new_fingerprint=uuid.uuid4().hex,  # never reuse: the encoder is not hashed
+        load_from_cache_file=False,
+        desc="encoding",
+    )
 
 
 def _optimizer(cfg: TrainConfig, model):
@@ -176,30 +231,65 @@ def _plot(history: list[dict], task: str, path: str) -> None:
     plt.close(fig)
 
 
-def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
-    """Train on ``train_ds`` (a transfer set), pick the best epoch on ``eval_ds``, save."""
+def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str, *, mask_token=None) -> dict:
+    """Train on ``train_ds`` (a transfer set), pick the best epoch on ``eval_ds``, save.
+
+    Memory does not grow with the transfer set beyond a few numbers per row (lengths, labels,
+    the batch order): the vocabulary is counted ``text_batches`` at a time, token ids are
+    written once to an Arrow file in ``out`` and each batch is read from it memory-mapped.
+    ``mask_token``: the one the set was built with (its manifest's), kept as one word.
+    """
     cfg = cfg.resolved()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     names = label_names(train_ds)
     if label_names(eval_ds) != names:
         raise ValueError(f"eval labels {label_names(eval_ds)} differ from training labels {names}")
-    data = columns(train_ds, originals_only=cfg.originals_only)
-    if cfg.loss != "ce" and data["teacher_logits"] is None:
+    if cfg.loss != "ce" and "teacher_logits" not in train_ds.column_names:
         raise ValueError(f"loss {cfg.loss!r} needs teacher logits; the transfer set has none")
-    adapter = _make_student(cfg, data, names)
-    enc = adapter.encode(data["text_a"], data["text_b"])
-    lengths = adapter.lengths(enc)
-    labels = torch.tensor(data["label"])
-    teacher = (
-        torch.from_numpy(data["teacher_logits"]) if data["teacher_logits"] is not None else None
-    )
-    rows = np.arange(len(lengths))
-    if cfg.loss == "ce":  # gold labels only: rows without one can't teach
-        lab = data["label"]
-        rows = np.flatnonzero(has_gold(lab))
-        if len(rows) == 0:
-            raise ValueError("loss 'ce' needs rows with gold labels; the transfer set has none")
+    if cfg.originals_only and "is_original" in train_ds.column_names:
+        originals = train_ds.with_format("arrow")[:]["is_original"].to_numpy(zero_copy_only=False)
+        if not originals.any():
+            raise ValueError("no rows left to train on (no originals?)")
+        train_ds = train_ds.select(np.flatnonzero(originals))
+    adapter = _make_student(cfg, train_ds, names, mask_token or MASK)
+    work = os.path.join(out, ".encoded")
+    os.makedirs(work, exist_ok=True)
+    try:
+        encoded = encode_rows(adapter, train_ds, os.path.join(work, "train.arrow"))
+        table = encoded.with_format("arrow")
+        lengths = adapter.lengths(decode_arrow(table[:]))
+        labels = table[:]["label"].to_numpy(zero_copy_only=False)
+        rows = np.arange(len(lengths))
+        if cfg.loss == "ce":  # gold labels only: rows without one can't teach
+            rows = np.flatnonzero(has_gold(labels))
+            if len(rows) == 0:
+                raise ValueError("loss 'ce' needs rows with gold labels; the transfer set has none")
+        history = _fit(cfg, adapter, table, lengths, rows, eval_ds, rng)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    best_epoch = max(history, key=lambda h: main_metric(cfg.task, h["dev"]))
+    meta = {"task": cfg.task, "label_names": names, "config": asdict(cfg)}
+    os.makedirs(out, exist_ok=True)
+    adapter.save(out, meta)
+    metrics = {
+        "task": cfg.task,
+        "best_epoch": best_epoch["epoch"],
+        "dev": best_epoch["dev"],
+        "parameters": num_parameters(adapter),
+        "train_rows": int(len(rows)),
+        "history": history,
+    }
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    with open(os.path.join(out, "config.resolved.json"), "w") as f:
+        json.dump(asdict(cfg), f, indent=2)
+    _plot(history, cfg.task, os.path.join(out, "curves.png"))
+    return metrics
+
+
+def _fit(cfg: TrainConfig, adapter, table, lengths, rows, eval_ds, rng) -> list[dict]:
+    """The epochs; leaves the best dev epoch's weights in ``adapter.model``."""
     eval_a = list(eval_ds["text_a"])
     eval_b = list(eval_ds["text_b"]) if eval_ds["text_b"][0] is not None else None
     eval_labels = list(eval_ds["label"])
@@ -213,12 +303,17 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
             batches = batches[: cfg.max_steps]
         bar = progress(batches, f"{cfg.student} epoch {epoch}/{cfg.epochs}")
         for idx in bar:
-            idx = rows[idx]
-            logits = adapter.forward(enc, idx)
+            batch = table[rows[idx].tolist()]  # the rows, read from the memory-mapped file
+            enc = decode_arrow(batch)
+            label = torch.from_numpy(batch["label"].to_numpy(zero_copy_only=False))
+            teacher = None
+            if "teacher_logits" in batch.column_names:
+                soft = Ragged.from_arrow(batch["teacher_logits"])
+                teacher = torch.from_numpy(soft.flat.reshape(len(idx), -1).astype(np.float32))
             loss = distillation_loss(
-                logits,
-                teacher[idx] if teacher is not None else None,
-                labels[idx],
+                adapter.forward(enc, np.arange(len(idx))),
+                teacher,
+                label,
                 loss=cfg.loss,
                 alpha=cfg.alpha,
                 temperature=cfg.temperature,
@@ -249,21 +344,4 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str) -> dict:
                 logger.info("no better dev score for %d epochs: stopping", stale)
                 break
     adapter.model.load_state_dict(best_state)
-    best_epoch = max(history, key=lambda h: main_metric(cfg.task, h["dev"]))
-    meta = {"task": cfg.task, "label_names": names, "config": asdict(cfg)}
-    os.makedirs(out, exist_ok=True)
-    adapter.save(out, meta)
-    metrics = {
-        "task": cfg.task,
-        "best_epoch": best_epoch["epoch"],
-        "dev": best_epoch["dev"],
-        "parameters": num_parameters(adapter),
-        "train_rows": int(len(rows)),
-        "history": history,
-    }
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    with open(os.path.join(out, "config.resolved.json"), "w") as f:
-        json.dump(asdict(cfg), f, indent=2)
-    _plot(history, cfg.task, os.path.join(out, "curves.png"))
-    return metrics
+    return history

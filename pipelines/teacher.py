@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from augment.flags import setting
+from distill.checkpoints import load_classifier, weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -42,28 +43,6 @@ class TeacherConfig:
     threads: int | None = setting(None, "torch intra-op threads per worker (default: torch's)")
     label_map: tuple[tuple[str, str], ...] = field(default=())  # (task label, teacher label)
     allow_pickle: bool = False  # allow a pickle .bin checkpoint (unsafe: runs code on load)
-
-
-_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
-_PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-def weights_file(path: str, allow_pickle: bool = False) -> str:
-    """The checkpoint's weights file; a pickle checkpoint is refused unless allowed."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"teacher {path!r}: no such folder (a local checkpoint is needed)")
-    for name in _WEIGHTS:
-        if os.path.exists(os.path.join(path, name)):
-            return os.path.join(path, name)
-    for name in _PICKLES:
-        if os.path.exists(os.path.join(path, name)):
-            if allow_pickle:
-                return os.path.join(path, name)
-            raise ValueError(
-                f"teacher {path!r} has only a pickle checkpoint ({name}); loading it can run "
-                "arbitrary code. Convert it to safetensors, or pass --allow-pickle if you trust it"
-            )
-    raise FileNotFoundError(f"teacher {path!r}: no model.safetensors (or pytorch_model.bin)")
 
 
 def weights_sha256(path: str, allow_pickle: bool = False) -> str:
@@ -166,10 +145,9 @@ class Teacher:
 
     def __init__(self, config: TeacherConfig, task_labels: tuple[str, ...] | None):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.config = config
-        weights = weights_file(config.path, config.allow_pickle)
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device, dtype = resolve_device_dtype(config)
@@ -177,9 +155,7 @@ class Teacher:
         self.autocast = None if dtype == "float32" else getattr(torch, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(config.path)
         self.model = (
-            AutoModelForSequenceClassification.from_pretrained(
-                config.path, use_safetensors=not weights.endswith((".bin", ".bin.index.json"))
-            )
+            load_classifier(config.path, allow_pickle=config.allow_pickle, role="teacher")
             .to(self.device)
             .eval()
         )

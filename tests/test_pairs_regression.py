@@ -47,7 +47,16 @@ def test_stsb_regression_teacher_and_student_on_real_rows(glue_dir, tmp_path):
     dev = train.filter(lambda r: r["is_original"])
     dev = dev.map(lambda r: {"label": overlap(r["text_a"], r["text_b"])})
     metrics = train_student(
-        TrainConfig(task="stsb", epochs=15, patience=15, embed_dim=32, hidden=32, fc=32, seed=0),
+        TrainConfig(
+            task="stsb",
+            epochs=15,
+            patience=15,
+            embeddings="random",
+            embed_dim=32,
+            hidden=32,
+            fc=32,
+            seed=0,
+        ),
         train,
         dev,
         str(tmp_path / "student"),
