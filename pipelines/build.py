@@ -47,6 +47,7 @@ from pipelines.teacher_stage import AttachTeacherLogits
 
 logger = logging.getLogger(__name__)
 DEAD_LETTER_FILE = "dead_letter/dead_letter.jsonl"
+POS_VOCABULARY_FILE = "pos_vocabulary.json"  # the swap words' counts (the report's yield model)
 STAGES = ("read", "tagged", "sampled", "deduplicated", "teacher", "written")
 
 
@@ -305,6 +306,9 @@ def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
         plan.spacy_model, plan.augment.tag_scheme, plan.augment.max_tokens, work
     )
     vocab = vocabularies | "BuildPosVocabulary" >> BuildPosVocabulary()
+    _ = vocab | "WritePosVocabulary" >> beam.Map(
+        _write_text, posixpath.join(staging, POS_VOCABULARY_FILE)
+    )
     sources = tagged | "CountSources" >> CountRows()
     keyed = tagged | "AugmentExamples" >> AugmentExamples(
         vocab, sources, plan.augment, spec.unlabelled, rows_schema, work, scale
@@ -330,6 +334,11 @@ def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
         | "AllDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters" >> WriteDeadLetters(posixpath.join(staging, DEAD_LETTER_FILE), work)
     )
+
+
+def _write_text(vocab, path: str) -> None:
+    with FileSystems.create(path) as f:
+        f.write(vocab.to_json().encode("utf-8"))
 
 
 def _dead_letter_reasons(path: str) -> tuple[int, Counter]:

@@ -29,7 +29,14 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.exchange import match
 
 logger = logging.getLogger(__name__)
-SET_FILES = ("state.json", "dataset_info.json", "manifest.json", "README.md", "report.md")
+SET_FILES = (
+    "state.json",
+    "dataset_info.json",
+    "manifest.json",
+    "README.md",
+    "report.md",
+    "pos_vocabulary.json",
+)
 # cache-*.arrow: what datasets writes beside shards it maps or filters; .staging-*: folders of
 # earlier versions of the build
 SET_PATTERNS = ("data-*.arrow", "cache-*.arrow", "*.png", ".staging-*")

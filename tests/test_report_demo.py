@@ -40,6 +40,7 @@ def test_report_on_a_tiny_transfer_set(tmp_path):
         "teacher_confidence.png",
         "teacher_entropy.png",
         "label_distribution.png",
+        "yield.png",
     }
     assert_valid_pngs(pngs)
     assert "| unknown label | 1 |" in text and "## Mix of ops" in text
@@ -66,8 +67,13 @@ def test_demo_quick_runs_end_to_end(tmp_path):
         "BiLSTM, distilled (augmented transfer set)",
     ]
     for r in results:
-        assert 0.0 <= r["dev_accuracy"] <= 1.0 and r["parameters"] > 0
-        assert r["cpu_sentences_per_second"] > 0
+        assert r["parameters"] > 0 and r["cpu_sentences_per_second"] > 0
+    # the fine-tuned teacher learned something (chance is about 0.5 on these 100 dev rows;
+    # 0.64 with the fixed seed), and each student's saved weights are its best epoch's
+    assert results[0]["dev_accuracy"] >= 0.6
+    for k, r in enumerate(results[1:]):
+        trained = json.loads((out / f"student-{k}" / "metrics.json").read_text())
+        assert r["dev_accuracy"] == trained["dev"]["accuracy"]
     report = out / "report.md"
     assert report.read_text().startswith("# transferset demo")
     assert_valid_pngs(referenced_pngs(report))
