@@ -183,16 +183,28 @@ def _export(argv: list[str]) -> int:
 def _report(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="transferset report",
-        description="Describe a transfer set: counts per stage, ops, lengths, teacher "
-        "confidence and labels, dead letters; report.md plus PNG plots.",
+        description="Describe a transfer set in one streaming pass: counts per stage, ops, "
+        "lengths, teacher confidence, entropy and label mix (samples vs originals), diversity "
+        "(distinct-n, self-BLEU, BLEU to the source), samples kept per source vs the recipe's "
+        "prediction, example samples, dead letters; report.md plus PNG plots.",
     )
     ap.add_argument("shards", help="transfer set folder")
     ap.add_argument("--out", help="where report.md and the PNGs go (default: the folder)")
+    ap.add_argument(
+        "--sources",
+        type=int,
+        default=2000,
+        help="sources sampled (by a hash of their id) for diversity, yield and examples "
+        "(default: 2000)",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="seed of the samples (default: 0)")
     args = ap.parse_args(argv)
+    if args.sources < 1:
+        ap.error(f"--sources must be >= 1, got {args.sources}")
 
     from pipelines.report import write_report
 
-    print(f"wrote {write_report(args.shards, args.out)}")
+    print(f"wrote {write_report(args.shards, args.out, sources=args.sources, seed=args.seed)}")
     return 0
 
 

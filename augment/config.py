@@ -30,6 +30,11 @@ class AugmentConfig:
     tag_scheme: str = setting(
         "tag", "tag: PTB tags (token.tag_); pos: universal POS (token.pos_)", choices=TAG_SCHEMES
     )
+    drop_replaced: bool = setting(
+        True,
+        "drop a sample whose every kept token was masked or swapped (--no-drop-replaced keeps "
+        "them: most samples of one- and two-word sources)",
+    )
     seed: int = setting(0, "with the source id, the only input of every random draw")
     max_tokens: int | None = setting(
         512, "longer sentences (spaCy tokens) are refused (the build dead-letters them)"

@@ -85,9 +85,10 @@ def _window_products(r: np.ndarray, n: int) -> np.ndarray:
 
 def draw_outcome_probabilities(same: np.ndarray, config: AugmentConfig) -> tuple[float, float]:
     """``(P(sample == source), P(every kept token replaced))`` of one draw for a sentence whose
-    tokens have same-word swap probabilities ``same``. Both are dropped by the recipe, so a
-    draw survives with ``1 - sum``; the survivors can still repeat each other (a sibling
-    duplicate), which this model does not count."""
+    tokens have same-word swap probabilities ``same``. Both are dropped by the recipe (the
+    second only with ``drop_replaced``: else 0), so a draw survives with ``1 - sum``; the
+    survivors can still repeat each other (a sibling duplicate), which this model does not
+    count."""
     length = len(same)
     if length == 0:
         return 1.0, 0.0
@@ -97,6 +98,8 @@ def draw_outcome_probabilities(same: np.ndarray, config: AugmentConfig) -> tuple
     sizes = config.ngram_sizes
     whole = (1.0 - p_ng) + p_ng * np.mean([n >= length for n in sizes])  # window = sentence
     p_equal = float(np.prod(keep) * whole)
+    if not config.drop_replaced:
+        return p_equal, 0.0
     p_all = float(np.prod(replaced) * whole)
     for n in sizes:
         if n < length:

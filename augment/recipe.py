@@ -147,7 +147,7 @@ def augment_batch(
     side_a = _Sides([a for _, a, _ in examples], us_a, vocab, config)
     side_b = _Sides([b for _, _, b in examples], us_b, vocab, config) if pairs else None
     cycle = _SIDES[config.pair_mode]
-    join = "".join
+    join, drop = "".join, config.drop_replaced
     out: list[list[Sample]] = []
     for s, (_, a, _b) in enumerate(examples):
         orig_a = side_a.original(s)
@@ -161,7 +161,7 @@ def augment_batch(
             first: dict[str, int] = {}
             pieces, start, end = side_a.pieces, side_a.start[s], side_a.end[s]
             for i in range(n):
-                if not replaced_a[i]:
+                if not (drop and replaced_a[i]):
                     first.setdefault(join(pieces[i][start[i] : end[i]]).rstrip(), i)
             first.pop(orig_a, None)
             samples.extend([Sample(i, t, None, _OPS[code_a[i]]) for t, i in first.items()])
@@ -171,7 +171,7 @@ def augment_batch(
         seen_pairs = {(orig_a, orig_b)}
         for i in range(n):
             do_a, do_b = cycle[i % len(cycle)]
-            if (do_a and replaced_a[i]) or (do_b and replaced_b[i]):
+            if drop and ((do_a and replaced_a[i]) or (do_b and replaced_b[i])):
                 continue
             key = (side_a.text(s, i) if do_a else orig_a, side_b.text(s, i) if do_b else orig_b)
             if key in seen_pairs:

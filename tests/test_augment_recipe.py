@@ -81,6 +81,19 @@ def test_samples_whose_every_token_was_replaced_are_dropped():
         assert kept, x
 
 
+def test_no_drop_replaced_keeps_all_replaced_samples_and_nothing_else_changes():
+    keep = AugmentConfig(p_mask=1.0, p_pos=0, p_ng=0, drop_replaced=False)
+    masked = augment_example("1", A, vocab=VOCAB, config=keep)
+    assert len(masked) == 1 and masked[0].text_a.replace("[MASK]", "").strip() == ""
+    base = AugmentConfig(n_iter=200, p_mask=0.2, p_pos=0.3, p_ng=0.3)
+    kept = augment_example("9", A, vocab=VOCAB, config=base)
+    more = augment_example(
+        "9", A, vocab=VOCAB, config=AugmentConfig(**(base.to_dict() | {"drop_replaced": False}))
+    )
+    # the rule only removes samples: every kept one is still there, with its index
+    assert {(x.index, x.text_a) for x in kept} < {(x.index, x.text_a) for x in more}
+
+
 def test_ops_names_what_changed_the_kept_text():
     cfg = AugmentConfig(n_iter=200, p_mask=0.2, p_pos=0.2, p_ng=0.5)
     samples = augment_example("7", A, vocab=VOCAB, config=cfg)
