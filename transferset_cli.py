@@ -181,6 +181,8 @@ def _export(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
+    from pipelines.report import SOURCES, write_report
+
     ap = argparse.ArgumentParser(
         prog="transferset report",
         description="Describe a transfer set in one streaming pass: counts per stage, ops, "
@@ -193,17 +195,14 @@ def _report(argv: list[str]) -> int:
     ap.add_argument(
         "--sources",
         type=int,
-        default=2000,
+        default=SOURCES,
         help="sources sampled (by a hash of their id) for diversity, yield and examples "
-        "(default: 2000)",
+        f"(default: {SOURCES})",
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of the samples (default: 0)")
     args = ap.parse_args(argv)
     if args.sources < 1:
         ap.error(f"--sources must be >= 1, got {args.sources}")
-
-    from pipelines.report import write_report
-
     print(f"wrote {write_report(args.shards, args.out, sources=args.sources, seed=args.seed)}")
     return 0
 
