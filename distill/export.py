@@ -241,7 +241,9 @@ class OnnxAdapter:
             with open(os.path.join(path, "vocab.json")) as f:
                 vocab = StudentVocab.from_json(f.read())
             self.word_ids = WordIds.for_vocab(vocab)
-            self.eval_batch_size, self.eval_max_tokens = BiLSTMAdapter.eval_batch_size, None
+            # ONNX Runtime runs the LSTM over padded steps: small length-sorted batches pad
+            # least (32 measured best on SST-2 dev: 16 and 64 within 2%, 128 12% slower)
+            self.eval_batch_size, self.eval_max_tokens = 32, None
         else:
             from transformers import AutoTokenizer
 
