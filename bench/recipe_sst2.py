@@ -36,6 +36,7 @@ BASE_TRAIN = ("--epochs", "5", "--patience", "2")
 SETS = {
     "sst2-n8": ("--n-iter", "8"),
     "sst2-n8-keep-replaced": ("--n-iter", "8", "--no-drop-replaced"),
+    "sst2-n12": ("--n-iter", "12"),
     "sst2-n20": ("--n-iter", "20"),
     "sst2-n8-no-mask": ("--n-iter", "8", "--p-mask", "0"),
     "sst2-n8-no-pos": ("--n-iter", "8", "--p-pos", "0"),
@@ -56,6 +57,7 @@ ROWS = {
     ),
     "kl-t2": ("loss KL, T = 2", "sst2-n8", (*BASE_TRAIN, "--loss", "kl", "--temperature", "2")),
     "hidden-300": ("hidden 300", "sst2-n8", (*BASE_TRAIN, "--hidden", "300")),
+    "n12": ("n_iter 12", "sst2-n12", BASE_TRAIN),
     "n20": ("n_iter 20", "sst2-n20", BASE_TRAIN),
     "alpha-0.5": ("alpha 0.5 (half CE on gold rows)", "sst2-n8", (*BASE_TRAIN, "--alpha", "0.5")),
     "kl-t1": ("loss KL, T = 1", "sst2-n8", (*BASE_TRAIN, "--loss", "kl", "--temperature", "1")),
