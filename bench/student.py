@@ -11,10 +11,11 @@ The BiLSTM: ``--student DIR``, or trained here with the default recipe from ``--
 (default: a transfer set built from the first ``--limit`` SST-2 train rows with the teacher,
 ``--n-iter 8``, its logits cache kept in ``data/teacher-cache``).
 
-Memory (unless ``--skip-memory``): ``train-student`` on a transfer set and on one 4x larger with
-distinct texts (SST-2 train, then 4 copies with a different first word each), peak RSS of each
-process. Those sets get their logits from a tiny random teacher (what the logits say does not
-change what training holds), so that building them takes minutes.
+Memory (unless ``--skip-memory``): ``train-student`` on a transfer set (the first
+``--memory-limit`` SST-2 train rows, ``--n-iter 8``) and on one 4x larger with distinct texts (4
+copies, a different first word each), 1 epoch of at most 300 steps, peak RSS of each process.
+Those sets get their logits from a tiny random teacher (what the logits say does not change
+what training holds), so that building them takes minutes.
 
 Last lines: ``MEM train_student_rss_ratio_4x=<4x/1x>`` (goal <= 1.5) and
 ``P5 bilstm_speedup=.. best_speedup=.. best=.. quantized_acc_drop=.. latency_p50_ms=..``
@@ -249,7 +250,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--latency-calls", type=int, default=1000)
     ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--memory-limit", type=int, default=None, help="SST-2 rows per copy")
+    ap.add_argument(
+        "--memory-limit", type=int, default=20000, help="SST-2 rows per copy (default: 20,000)"
+    )
     args = ap.parse_args(argv)
     if not TEACHER.exists():
         sys.exit(f"benchmark skipped: {TEACHER} is absent")

@@ -18,55 +18,102 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.students import BiLSTMAdapter, TransformerAdapter, load_model
+from distill.students import BiLSTMAdapter, TransformerAdapter, load_model, num_parameters
 
 EXPORT_FILE = "export.json"
 OPSET = 17
 
 
-class _PaddedBiLSTM(nn.Module):
-    """The student's encoder without packing (weights shared with the trained one)."""
+def bilstm_graph(model, pairs: bool):
+    """The BiLSTM student as an ONNX graph, built node by node: embeddings -> one
+    bidirectional ``LSTM`` node fed ``sequence_lens`` (ONNX Runtime stops each row at its
+    length in both directions: no packing, no padded steps) -> its final states -> the head.
+    torch's gate order (i, f, g, o) becomes ONNX's (i, o, f, c)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
-    def __init__(self, encoder):
-        super().__init__()
-        lstm = encoder.lstm
-        self.embed, self.static, self.hidden = encoder.embed, encoder.static, lstm.hidden_size
-        self.fwd = nn.LSTM(lstm.input_size, lstm.hidden_size, batch_first=True)
-        self.bwd = nn.LSTM(lstm.input_size, lstm.hidden_size, batch_first=True)
-        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            setattr(self.fwd, name, getattr(lstm, name))
-            setattr(self.bwd, name, getattr(lstm, name + "_reverse"))
+    cfg, enc = model.cfg, model.encoder
+    lstm = enc.lstm
+    hidden = lstm.hidden_size
+    order = [0, 3, 1, 2]
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embed(ids)  # (batch, seq, embed)
-        if self.static is not None:
-            x = torch.cat([x, self.static(ids)], dim=-1)
-        steps = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)  # (1, seq)
-        lengths = lengths.unsqueeze(1)  # (batch, 1)
-        backwards = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (batch, seq)
-        x_rev = torch.gather(x, 1, backwards.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        out_f, _ = self.fwd(x)  # (batch, seq, hidden)
-        out_b, _ = self.bwd(x_rev)
-        last = (lengths - 1).clamp(min=0).unsqueeze(-1).expand(-1, 1, self.hidden)
-        h_f = out_f.gather(1, last).squeeze(1)  # (batch, hidden)
-        h_b = out_b.gather(1, last).squeeze(1)
-        return torch.cat([h_f, h_b], dim=-1)  # (batch, 2 * hidden)
+    def gates(w: torch.Tensor) -> np.ndarray:
+        chunks = w.detach().float().numpy().reshape(4, hidden, *w.shape[1:])
+        return np.concatenate([chunks[k] for k in order])
 
+    def both(name: str) -> np.ndarray:
+        return np.stack([gates(getattr(lstm, name)), gates(getattr(lstm, name + "_reverse"))])
 
-class PaddedBiLSTMStudent(nn.Module):
-    """``BiLSTMStudent`` with the padded encoder: the graph that is exported."""
+    bias = np.concatenate([both("bias_ih_l0"), both("bias_hh_l0")], axis=1)  # (2, 8H)
+    fc1, fc2 = model.head[0], model.head[3]
+    weights = {
+        "embed": enc.embed.weight,
+        "W": both("weight_ih_l0"),
+        "R": both("weight_hh_l0"),
+        "B": bias,
+        "fc1_w": fc1.weight,
+        "fc1_b": fc1.bias,
+        "fc2_w": fc2.weight,
+        "fc2_b": fc2.bias,
+        "flat": np.array([0, 2 * hidden], dtype=np.int64),
+    }
+    if enc.static is not None:
+        weights["static"] = enc.static.weight
+    inits = [
+        numpy_helper.from_array(
+            v.detach().float().numpy() if isinstance(v, torch.Tensor) else v, name=k
+        )
+        for k, v in weights.items()
+    ]
+    nodes = []
 
-    def __init__(self, student):
-        super().__init__()
-        self.encoder, self.head, self.pairs = _PaddedBiLSTM(student.encoder), student.head, False
-        self.pairs = student.cfg.pairs
+    def encoder(ids: str, lengths: str, tag: str) -> str:
+        x = f"x{tag}"
+        nodes.append(helper.make_node("Gather", ["embed", ids], [x]))
+        if enc.static is not None:
+            nodes.append(helper.make_node("Gather", ["static", ids], [f"xs{tag}"]))
+            nodes.append(helper.make_node("Concat", [x, f"xs{tag}"], [f"xc{tag}"], axis=-1))
+            x = f"xc{tag}"
+        nodes.append(helper.make_node("Transpose", [x], [f"xt{tag}"], perm=[1, 0, 2]))
+        nodes.append(helper.make_node("Cast", [lengths], [f"sl{tag}"], to=TensorProto.INT32))
+        nodes.append(
+            helper.make_node(
+                "LSTM",
+                [f"xt{tag}", "W", "R", "B", f"sl{tag}"],
+                ["", f"hn{tag}"],
+                direction="bidirectional",
+                hidden_size=hidden,
+            )
+        )  # hn: (2, batch, H), the final state of each direction
+        nodes.append(helper.make_node("Transpose", [f"hn{tag}"], [f"ht{tag}"], perm=[1, 0, 2]))
+        nodes.append(helper.make_node("Reshape", [f"ht{tag}", "flat"], [f"h{tag}"]))
+        return f"h{tag}"
 
-    def forward(self, ids, lengths, ids_b=None, lengths_b=None) -> torch.Tensor:
-        h = self.encoder(ids, lengths)
-        if self.pairs:
-            h2 = self.encoder(ids_b, lengths_b)
-            h = torch.cat([h, h2, h * h2, (h - h2).abs()], dim=-1)
-        return self.head(h)
+    h = encoder("ids", "lengths", "a")
+    inputs = [
+        helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"]),
+        helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
+    ]
+    if pairs:
+        h2 = encoder("ids_b", "lengths_b", "b")
+        inputs += [
+            helper.make_tensor_value_info("ids_b", TensorProto.INT64, ["batch", "seq_b"]),
+            helper.make_tensor_value_info("lengths_b", TensorProto.INT64, ["batch"]),
+        ]
+        nodes.append(helper.make_node("Mul", [h, h2], ["prod"]))
+        nodes.append(helper.make_node("Sub", [h, h2], ["diff"]))
+        nodes.append(helper.make_node("Abs", ["diff"], ["absdiff"]))
+        nodes.append(helper.make_node("Concat", [h, h2, "prod", "absdiff"], ["feat"], axis=1))
+        h = "feat"
+    nodes.append(helper.make_node("Gemm", [h, "fc1_w", "fc1_b"], ["z1"], transB=1))
+    nodes.append(helper.make_node("Relu", ["z1"], ["r1"]))
+    nodes.append(helper.make_node("Gemm", ["r1", "fc2_w", "fc2_b"], ["logits"], transB=1))
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", cfg.num_labels])
+    graph = helper.make_graph(nodes, "bilstm_student", inputs, [out], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    return proto
 
 
 class _TransformerLogits(nn.Module):
@@ -112,11 +159,8 @@ def export_model(
     enc = adapter.encode(texts, texts[::-1] if pairs else None)
     idx = np.arange(len(texts))
     if isinstance(adapter, BiLSTMAdapter):
-        module = PaddedBiLSTMStudent(adapter.model).eval()
+        module = None
         names = ["ids", "lengths"] + (["ids_b", "lengths_b"] if pairs else [])
-        axes = {"ids": {0: "batch", 1: "seq"}, "lengths": {0: "batch"}}
-        if pairs:
-            axes |= {"ids_b": {0: "batch", 1: "seq_b"}, "lengths_b": {0: "batch"}}
         with open(os.path.join(out, "vocab.json"), "w") as f:
             f.write(adapter.vocab.to_json())
         tokenizer = {
@@ -139,9 +183,14 @@ def export_model(
     inputs = _onnx_inputs(adapter, enc, idx)
     with torch.inference_mode():
         expected = adapter.forward(enc, idx).float().numpy()
-    with warnings.catch_warnings():  # tracer notes on shapes: the export is checked below
-        warnings.simplefilter("ignore")
-        _export(module, inputs, names, axes, onnx_path)
+    if module is None:  # the BiLSTM: its graph is written directly
+        import onnx
+
+        onnx.save(bilstm_graph(adapter.model, pairs), onnx_path)
+    else:
+        with warnings.catch_warnings():  # tracer notes on shapes: the export is checked below
+            warnings.simplefilter("ignore")
+            _export(module, inputs, names, axes, onnx_path)
     fp32_diff = _max_diff(onnx_path, inputs, expected)
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -160,6 +209,7 @@ def export_model(
         "inputs": names,
         "tokenizer": tokenizer,
         "quantized": quantize,
+        "parameters": num_parameters(adapter),  # of the trained model
         "source": os.path.abspath(model_dir),
         "max_abs_diff_vs_torch": fp32_diff,  # the fp32 graph, on probe_texts()
     }
@@ -273,7 +323,4 @@ class OnnxAdapter:
         return torch.from_numpy(self.session.run(["logits"], feed)[0])
 
     def num_parameters(self) -> int:
-        import onnx
-
-        graph = onnx.load(os.path.join(self.path, "model.onnx"), load_external_data=False)
-        return int(sum(np.prod(t.dims) for t in graph.graph.initializer))
+        return int(self.info["parameters"])
