@@ -263,13 +263,17 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
 
 
 def _examples_section(sources, per_mix: int = 2) -> list[str]:
-    """A few samples per op mix, beside their source (the first by hash order: seeded)."""
+    """A few samples per op mix beside their source: sources in hash order (seeded), at most
+    one sample of a source per mix, so the examples come from different sources."""
     by_mix: dict[str, list] = {}
     for g in sorted(sources, key=lambda g: stable_hash64(g["original"]["source_id"])):
+        used = set()
         for r in g["samples"]:
-            found = by_mix.setdefault(r["ops"] or "(none)", [])
-            if len(found) < per_mix:
+            mix = r["ops"] or "(none)"
+            found = by_mix.setdefault(mix, [])
+            if len(found) < per_mix and mix not in used:
                 found.append((g["original"], r))
+                used.add(mix)
     md = ["", "## Example samples", ""]
 
     def cell(row) -> str:
