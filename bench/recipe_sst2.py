@@ -50,6 +50,8 @@ ROWS = {
         ("--loss", "ce", "--originals-only", "--epochs", "10", "--patience", "3"),
     ),
     "base": ("baseline: n_iter 8, MSE, hidden 150, 5 epochs", "sst2-n8", BASE_TRAIN),
+    "base-seed1": ("baseline, seed 1", "sst2-n8", (*BASE_TRAIN, "--seed", "1")),
+    "base-seed2": ("baseline, seed 2", "sst2-n8", (*BASE_TRAIN, "--seed", "2")),
     "keep-replaced": (
         "keep all-replaced samples (--no-drop-replaced)",
         "sst2-n8-keep-replaced",
