@@ -16,6 +16,7 @@ ROWS = [
     ("bilstm-gold.json", "BiLSTM, gold labels only (`--loss ce --originals-only`)"),
     ("bilstm-kd-originals.json", "BiLSTM, KD on originals only (`--loss mse --originals-only`)"),
     ("bilstm-kd-augmented.json", "BiLSTM, KD with augmentation (`--loss mse`)"),
+    ("best-bilstm.json", "BiLSTM, the recommended recipe (`bench/quality_sst2.sh`)"),
     (
         "bilstm-kd-augmented-dropout.json",
         "BiLSTM, KD with augmentation, `--dropout 0.3`, 6 epochs",
