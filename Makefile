@@ -33,6 +33,8 @@ bench: setup
 	$(PY) bench/teacher.py
 	$(PY) bench/teacher_bf16.py
 	$(PY) bench/scale.py
+	$(PY) bench/student.py
+	$(PY) bench/report.py
 
 demo: setup
 	$(VENV)/bin/transferset demo --out data/demo
