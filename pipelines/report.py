@@ -242,7 +242,8 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
         f"`prod_i(1 - p_mask - p_pos + p_pos * s_i) * ((1 - p_ng) + p_ng * P(n >= L))`, "
         f"`s_i` = the chance that a POS swap draws token i's own word) or when every token it "
         f"keeps was replaced; the prediction is `n_iter` ({config.n_iter}) times what is left. "
-        "Kept samples are fewer where survivors repeat each other (short sources)."
+        "Kept samples are fewer where survivors repeat a sibling or a text already in the set "
+        "(the build keeps one copy of each text): most for short sources."
     )
     md += ["", f"![yield]({name})", ""]
     rows = []
