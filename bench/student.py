@@ -250,6 +250,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--latency-calls", type=int, default=1000)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true", help="the memory part only")
     ap.add_argument(
         "--memory-limit", type=int, default=20000, help="SST-2 rows per copy (default: 20,000)"
     )
@@ -257,9 +258,11 @@ def main(argv=None) -> None:
     if not TEACHER.exists():
         sys.exit(f"benchmark skipped: {TEACHER} is absent")
     WORK.mkdir(parents=True, exist_ok=True)
-    rows = speed(args)
+    rows = None if args.skip_speed else speed(args)
     if not args.skip_memory:
         print(f"MEM train_student_rss_ratio_4x={memory(args):.3f}")
+    if rows is None:
+        return
     teacher = rows.pop("teacher")
     best = max(rows.values(), key=lambda r: r["sps"])
     int8 = max((r for r in rows.values() if "int8" in r["name"]), key=lambda r: r["sps"])
