@@ -105,9 +105,10 @@ class _Stream:
                 self.add_hist("lengths", group, lengths[mask])
         if "teacher_logits" not in table.column_names:
             return
-        soft = table.column("teacher_logits").combine_chunks()
-        logits = soft.values.to_numpy(zero_copy_only=False).reshape(len(original), -1)
-        logits = logits.astype(np.float64)
+        import pyarrow.compute as pc
+
+        flat = pc.list_flatten(table.column("teacher_logits"))  # respects a slice's offset
+        logits = flat.to_numpy().reshape(len(original), -1).astype(np.float64)
         if not self.names:
             for group, mask in _groups(original):
                 self.add_hist("scores", group, logits[mask & picked, 0])
