@@ -30,11 +30,9 @@ class Student:
 
     def __init__(self, adapter, meta: dict):
         self.adapter, self.meta = adapter, meta
-        names = meta.get("label_names")
-        config = getattr(adapter.model, "config", None)  # a plain transformers classifier
-        if names is None and config is not None and config.num_labels > 1:
-            names = [config.id2label[i] for i in range(config.num_labels)]
-        self.label_names: list[str] | None = names
+        from distill.export import label_names
+
+        self.label_names: list[str] | None = label_names(adapter, meta)
         self.task: str | None = meta.get("task")
         self.kind: str = meta.get("kind", "transformers")
 

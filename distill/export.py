@@ -204,7 +204,7 @@ def export_model(
         "opset": OPSET,
         "kind": adapter.kind,
         "task": meta.get("task"),
-        "label_names": meta.get("label_names"),
+        "label_names": label_names(adapter, meta),
         "pairs": bool(pairs) or "token_type_ids" in names,
         "inputs": names,
         "tokenizer": tokenizer,
@@ -218,6 +218,15 @@ def export_model(
     with open(os.path.join(out, EXPORT_FILE), "w") as f:
         json.dump(info, f, indent=2)
     return info
+
+
+def label_names(adapter, meta: dict) -> list[str] | None:
+    """The student's label names; a plain classifier checkpoint's from its ``id2label``."""
+    names = meta.get("label_names")
+    config = getattr(adapter.model, "config", None)
+    if names is None and config is not None and config.num_labels > 1:
+        names = [config.id2label[i] for i in range(config.num_labels)]
+    return names
 
 
 def _export(module, inputs: dict, names: list[str], axes: dict, path: str) -> None:

@@ -288,3 +288,13 @@ def test_export_bad_arguments_are_one_line_and_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli_main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--format", "tflite"])
     assert exc.value.code == 2
+
+
+def test_a_plain_classifier_checkpoint_exports_with_its_label_names(tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "t")
+    info = export_model(str(teacher), str(tmp_path / "onnx"))
+    assert info["label_names"] == ["negative", "positive"]
+    texts = probe_texts(16)
+    torch_out = Student.load(str(teacher)).predict(texts)
+    onnx_out = Student.load(str(tmp_path / "onnx")).predict(texts)
+    assert onnx_out.labels == torch_out.labels and onnx_out.scores is None
