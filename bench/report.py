@@ -25,7 +25,7 @@ sys.path[0] = str(ROOT)  # not bench/: see bench/augment.py
 
 from bench._glue import glue_file  # noqa: E402
 from bench.scale import replicate  # noqa: E402
-from bench.student import WORK, cli, make_tiny_teacher  # noqa: E402
+from bench.student import WORK, build_with_tiny_teacher  # noqa: E402
 
 
 def timed_report(kd_set: Path) -> tuple[float, float]:
@@ -46,35 +46,13 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the sets in data/bench-student")
     args = ap.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
-    tiny = WORK / "tiny-teacher"
-    if not (tiny / "config.json").exists():
-        make_tiny_teacher(tiny)
     src = glue_file("SST-2/train.tsv")
     half = (sum(1 for _ in open(src, encoding="utf-8")) - 1) // 2
     results = {}
     for name, copies, limit in (("quarter", 1, half), ("full", 2, None)):
         data, kd_set = WORK / f"report-{name}.tsv", WORK / f"report-set-{name}"
         replicate(src, data, copies, limit)
-        cli(
-            "build",
-            "--task",
-            "sst2",
-            "--input",
-            str(data),
-            "--out",
-            str(kd_set),
-            "--n-iter",
-            str(args.n_iter),
-            "--teacher",
-            str(tiny),
-            "--teacher-cache",
-            "none",
-            "--teacher-max-batch",
-            "512",
-            "--teacher-max-tokens",
-            "16384",
-            "--overwrite",
-        )
+        build_with_tiny_teacher(data, kd_set, args.n_iter)
         rows = json.loads((kd_set / "manifest.json").read_text())["counts"]["written"]
         rss, wall = timed_report(kd_set)
         results[name] = (rows, rss, wall)

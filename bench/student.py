@@ -52,6 +52,40 @@ def cli(*args: str, time_it: bool = False) -> float:
     return int(proc.stderr.strip().splitlines()[-1]) / 1024 if time_it else 0.0
 
 
+def train(kd_set: Path, out: Path, *flags: str, time_it: bool = False) -> float:
+    """``train-student`` on ``kd_set`` scored on SST-2 dev; peak RSS (MB) when ``time_it``."""
+    dev = str(glue_file("SST-2/dev.tsv"))
+    args = ("train-student", "--shards", str(kd_set), "--task", "sst2", "--eval", dev)
+    return cli(*args, "--out", str(out), *flags, time_it=time_it)
+
+
+def build_with_tiny_teacher(data: Path, kd_set: Path, n_iter: int) -> None:
+    """A transfer set of ``data`` with logits from the tiny random teacher (fast; made once)."""
+    tiny = WORK / "tiny-teacher"
+    if not (tiny / "config.json").exists():
+        make_tiny_teacher(tiny)
+    cli(
+        "build",
+        "--task",
+        "sst2",
+        "--input",
+        str(data),
+        "--out",
+        str(kd_set),
+        "--n-iter",
+        str(n_iter),
+        "--teacher",
+        str(tiny),
+        "--teacher-cache",
+        "none",
+        "--teacher-max-batch",
+        "512",
+        "--teacher-max-tokens",
+        "16384",
+        "--overwrite",
+    )
+
+
 def student_dir(args) -> Path:
     if args.student:
         return Path(args.student)
@@ -80,19 +114,7 @@ def student_dir(args) -> Path:
             "--overwrite",
         )
     print("training the BiLSTM (default recipe) ...", flush=True)
-    cli(
-        "train-student",
-        "--shards",
-        str(kd_set),
-        "--task",
-        "sst2",
-        "--eval",
-        str(glue_file("SST-2/dev.tsv")),
-        "--out",
-        str(out),
-        "--epochs",
-        str(args.epochs),
-    )
+    train(kd_set, out, "--epochs", str(args.epochs))
     return out
 
 
@@ -161,44 +183,15 @@ def memory(args) -> float:
 
     from bench.scale import replicate
 
-    tiny = WORK / "tiny-teacher"
-    if not (tiny / "config.json").exists():
-        make_tiny_teacher(tiny)
     src = glue_file("SST-2/train.tsv")
     rss = {}
     for copies in (1, 4):
         data, kd_set = WORK / f"mem-x{copies}.tsv", WORK / f"mem-set-x{copies}"
         sources = replicate(src, data, copies, args.memory_limit)
-        cli(
-            "build",
-            "--task",
-            "sst2",
-            "--input",
-            str(data),
-            "--out",
-            str(kd_set),
-            "--n-iter",
-            "8",
-            "--teacher",
-            str(tiny),
-            "--teacher-cache",
-            "none",
-            "--teacher-max-batch",
-            "512",
-            "--teacher-max-tokens",
-            "16384",
-            "--overwrite",
-        )
-        rss[copies] = cli(
-            "train-student",
-            "--shards",
-            str(kd_set),
-            "--task",
-            "sst2",
-            "--eval",
-            str(glue_file("SST-2/dev.tsv")),
-            "--out",
-            str(WORK / f"mem-student-x{copies}"),
+        build_with_tiny_teacher(data, kd_set, 8)
+        rss[copies] = train(
+            kd_set,
+            WORK / f"mem-student-x{copies}",
             "--epochs",
             "1",
             "--max-steps",
