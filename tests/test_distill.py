@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import datasets
@@ -209,6 +210,34 @@ def test_each_student_trains_end_to_end(sst2_kd_200, glue_dir, student):
         metrics["dev"]["accuracy"]
     )
     assert result["cpu_sentences_per_second"] > 0
+
+
+def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, glue_dir, tmp_path):
+    """--glove-words N: GloVe's N most frequent words join the set's vocabulary; a word the set
+    never shows gets no gradient, so after training it still has exactly its GloVe vector."""
+    from distill.train import glove_vectors, glove_words
+    from distill.vocab import StudentVocab
+
+    train, _ = load_transfer_set(str(sst2_kd_200 / "set"), "sst2")
+    dev = train.filter(lambda r: r["is_original"])
+    base = TrainConfig(task="sst2", epochs=1, hidden=8, fc=8, max_steps=5)
+    plain = train_student(base, train, dev, str(tmp_path / "plain"))
+    metrics = train_student(replace(base, glove_words=500), train, dev, str(tmp_path / "glove"))
+    set_words = StudentVocab.from_json((tmp_path / "plain" / "vocab.json").read_text()).words
+    vocab = StudentVocab.from_json((tmp_path / "glove" / "vocab.json").read_text())
+    top = glove_words()[:500]
+    unseen = [w for w in top if w not in set(set_words)]
+    assert vocab.words == set_words + unseen and len(unseen) > 100
+    assert metrics["parameters"] - plain["parameters"] == 50 * len(unseen)
+    model, _ = load_model(str(tmp_path / "glove"))
+    table = model.model.encoder.embed.weight.detach()
+    rows = [vocab.index[w] for w in unseen]
+    assert torch.equal(table[rows], glove_vectors(["[PAD]", *unseen])[1:])  # row 0 is zeroed
+    seen = [vocab.index[w] for w in set_words[3:] if w in set(top)]
+    trained = glove_vectors(["[PAD]", *(set_words[i] for i in seen)])[1:]
+    assert seen and not torch.equal(table[seen], trained)
+    with pytest.raises(ValueError, match="glove_words needs"):
+        TrainConfig(task="sst2", embeddings="random", glove_words=10).resolved()
 
 
 def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_path):
