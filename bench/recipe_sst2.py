@@ -61,6 +61,14 @@ ROWS = {
     "hidden-300": ("hidden 300", "sst2-n8", (*BASE_TRAIN, "--hidden", "300")),
     "n12": ("n_iter 12", "sst2-n12", BASE_TRAIN),
     "n20": ("n_iter 20", "sst2-n20", BASE_TRAIN),
+    "n12-seed1": ("n_iter 12, seed 1", "sst2-n12", (*BASE_TRAIN, "--seed", "1")),
+    "n12-seed2": ("n_iter 12, seed 2", "sst2-n12", (*BASE_TRAIN, "--seed", "2")),
+    "n20-seed1": ("n_iter 20, seed 1", "sst2-n20", (*BASE_TRAIN, "--seed", "1")),
+    "n20-glove-100k": (
+        "n_iter 20, + GloVe's 100k most frequent words in the vocabulary",
+        "sst2-n20",
+        (*BASE_TRAIN, "--glove-words", "100000"),
+    ),
     "alpha-0.5": ("alpha 0.5 (half CE on gold rows)", "sst2-n8", (*BASE_TRAIN, "--alpha", "0.5")),
     "kl-t1": ("loss KL, T = 1", "sst2-n8", (*BASE_TRAIN, "--loss", "kl", "--temperature", "1")),
     "kl-t4": ("loss KL, T = 4", "sst2-n8", (*BASE_TRAIN, "--loss", "kl", "--temperature", "4")),
@@ -110,14 +118,7 @@ def build(name: str) -> None:
     )
 
 
-def row(name: str) -> None:
-    _, kd_set, flags = ROWS[name]
-    out = Q / "recipe" / name
-    if (out / "eval.json").exists():
-        return
-    build(kd_set)
-    dev = str(glue_file("SST-2/dev.tsv"))
-    out.parent.mkdir(parents=True, exist_ok=True)
+def train(name: str, kd_set: str, dev: str, out: Path, flags) -> None:
     run(
         [
             "train-student",
@@ -133,6 +134,18 @@ def row(name: str) -> None:
         ],
         Q / "recipe" / f"train-{name}.log",
     )
+
+
+def row(name: str) -> None:
+    _, kd_set, flags = ROWS[name]
+    out = Q / "recipe" / name
+    if (out / "eval.json").exists():
+        return
+    build(kd_set)
+    dev = str(glue_file("SST-2/dev.tsv"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not (out / "metrics.json").exists():  # written last: the student is trained and saved
+        train(name, kd_set, dev, out, flags)
     run(
         [
             "evaluate",
