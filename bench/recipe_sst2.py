@@ -10,7 +10,8 @@ another op mix only scores texts no earlier build scored. Jobs run ``--lanes`` a
 thread each (two lanes use this machine's two cores without oversubscribing them); a row whose
 results exist is skipped, so the script resumes. ``--table`` prints the markdown table of what
 is done: row, what changed, dev accuracy, rows in the transfer set, teacher texts scored by its
-build, training seconds.
+build, the epoch kept (best on dev), training seconds; then mean, min and max of the
+recipes run with several seeds.
 """
 
 from __future__ import annotations
@@ -167,9 +168,10 @@ def row(name: str) -> None:
 def table() -> str:
     lines = [
         "| row | what changed | dev accuracy | rows in the transfer set | teacher texts scored "
-        "| training s |",
-        "|---|---|---:|---:|---:|---:|",
+        "| best epoch | training s |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
+    seeds: dict[str, list[float]] = {}
     for name, (what, kd_set, _) in ROWS.items():
         out = Q / "recipe" / name
         if not (out / "eval.json").exists():
@@ -181,8 +183,17 @@ def table() -> str:
         seconds = sum(h["seconds"] for h in metrics["history"])
         lines.append(
             f"| {name} | {what} | {ev['metrics']['accuracy']:.4f} | "
-            f"{metrics['train_rows']:,} | {scored:,} | {seconds:,.0f} |"
+            f"{metrics['train_rows']:,} | {scored:,} | {metrics['best_epoch']} | {seconds:,.0f} |"
         )
+        recipe = name.split("-seed")[0]  # seeds of one recipe: "n12", "n12-seed1", ...
+        seeds.setdefault(recipe, []).append(ev["metrics"]["accuracy"])
+    lines += ["", "| recipe | seeds | mean | min | max |", "|---|---:|---:|---:|---:|"]
+    for recipe, accs in seeds.items():
+        if len(accs) > 1:
+            lines.append(
+                f"| {recipe} | {len(accs)} | {sum(accs) / len(accs):.4f} | "
+                f"{min(accs):.4f} | {max(accs):.4f} |"
+            )
     return "\n".join(lines)
 
 
