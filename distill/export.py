@@ -47,7 +47,7 @@ def bilstm_graph(model, pairs: bool):
     bias = np.concatenate([both("bias_ih_l0"), both("bias_hh_l0")], axis=1)  # (2, 8H)
     fc1, fc2 = model.head[0], model.head[3]
     weights = {
-        "embed": enc.embed.weight,
+        "embed": enc.table(),
         "W": both("weight_ih_l0"),
         "R": both("weight_hh_l0"),
         "B": bias,

@@ -19,25 +19,51 @@ class BiLSTMConfig:
     two_channels: bool = False  # a static and a trainable embedding, concatenated
     pairs: bool = False  # siamese: [h1, h2, h1*h2, |h1-h2|]
     dropout: float = 0.0
+    frozen_words: int = 0  # the vocabulary's last rows keep their initial vectors (not trained)
 
 
 class BiLSTMEncoder(nn.Module):
     def __init__(self, cfg: BiLSTMConfig, vectors: torch.Tensor | None = None):
         super().__init__()
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+        trained = cfg.vocab_size - cfg.frozen_words
+        self.embed = nn.Embedding(trained, cfg.embed_dim, padding_idx=0)
+        # frozen rows apart, so the optimiser never touches them (dense updates of a large
+        # table cost more than the LSTM); they get no gradient either way
+        self.frozen = None
+        if cfg.frozen_words:
+            self.frozen = nn.Parameter(
+                torch.zeros(cfg.frozen_words, cfg.embed_dim), requires_grad=False
+            )
         if vectors is not None:
-            self.embed.weight.data.copy_(vectors)
+            self.embed.weight.data.copy_(vectors[:trained])
+            if self.frozen is not None:
+                self.frozen.data.copy_(vectors[trained:])
         self.static = None
         if cfg.two_channels:
             self.static = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
-            self.static.weight.data.copy_(self.embed.weight.data)
+            self.static.weight.data.copy_(self.table())
             self.static.weight.requires_grad_(False)
         width = cfg.embed_dim * (2 if cfg.two_channels else 1)
         self.lstm = nn.LSTM(width, cfg.hidden, batch_first=True, bidirectional=True)
         self.drop = nn.Dropout(cfg.dropout)
 
+    def table(self) -> torch.Tensor:
+        """The whole embedding table, trained rows then frozen ones."""
+        if self.frozen is None:
+            return self.embed.weight
+        return torch.cat([self.embed.weight, self.frozen])
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.frozen is None:
+            return self.embed(ids)
+        trained = self.embed.num_embeddings
+        known = ids < trained
+        x = self.embed(ids.masked_fill(~known, 0))
+        extra = nn.functional.embedding((ids - trained).clamp(min=0), self.frozen)
+        return torch.where(known.unsqueeze(-1), x, extra)
+
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embed(ids)  # (batch, seq, embed)
+        x = self.lookup(ids)  # (batch, seq, embed)
         if self.static is not None:
             x = torch.cat([x, self.static(ids)], dim=-1)  # (batch, seq, 2 * embed)
         packed = pack_padded_sequence(

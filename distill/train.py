@@ -173,6 +173,7 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
     vocab = StudentVocab.from_counts(
         counts, min_count=cfg.min_count, max_size=cfg.max_vocab, mask_token=mask_token
     )
+    extra = []
     if cfg.glove_words:
         seen = vocab.index
         extra = [w for w in glove_words()[: cfg.glove_words] if w not in seen]
@@ -187,6 +188,7 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
         two_channels=cfg.two_channels,
         pairs=is_pairs(ds),
         dropout=cfg.dropout,
+        frozen_words=len(extra),  # never in a training batch: no gradient, no optimiser state
     )
     vectors = (
         glove_vectors(vocab.words, cfg.embed_dim, cfg.seed) if cfg.embeddings == "glove" else None

@@ -212,9 +212,12 @@ def test_each_student_trains_end_to_end(sst2_kd_200, glue_dir, student):
     assert result["cpu_sentences_per_second"] > 0
 
 
-def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, glue_dir, tmp_path):
-    """--glove-words N: GloVe's N most frequent words join the set's vocabulary; a word the set
-    never shows gets no gradient, so after training it still has exactly its GloVe vector."""
+def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, tmp_path):
+    """--glove-words N: GloVe's N most frequent words join the set's vocabulary as frozen rows;
+    after training they still have exactly their GloVe vectors, the set's words have moved,
+    and the trained folder, its ONNX export and its two-channel variant all read them."""
+    from distill import Student
+    from distill.export import export_model
     from distill.train import glove_vectors, glove_words
     from distill.vocab import StudentVocab
 
@@ -229,13 +232,26 @@ def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, glu
     unseen = [w for w in top if w not in set(set_words)]
     assert vocab.words == set_words + unseen and len(unseen) > 100
     assert metrics["parameters"] - plain["parameters"] == 50 * len(unseen)
-    model, _ = load_model(str(tmp_path / "glove"))
-    table = model.model.encoder.embed.weight.detach()
+    encoder = load_model(str(tmp_path / "glove"))[0].model.encoder
+    assert encoder.embed.num_embeddings == len(set_words)  # only these are trained
+    table = encoder.table().detach()
     rows = [vocab.index[w] for w in unseen]
     assert torch.equal(table[rows], glove_vectors(["[PAD]", *unseen])[1:])  # row 0 is zeroed
     seen = [vocab.index[w] for w in set_words[3:] if w in set(top)]
     trained = glove_vectors(["[PAD]", *(set_words[i] for i in seen)])[1:]
     assert seen and not torch.equal(table[seen], trained)
+    # a sentence of unseen words: [UNK]s without the extra rows, their own vectors with them
+    texts = [" ".join(unseen[:6]), " ".join(unseen[6:9]) + " " + set_words[5]]
+    student = Student.load(str(tmp_path / "glove"))
+    ids = torch.tensor([vocab.index[w] for w in unseen[:6]])
+    assert torch.equal(encoder.lookup(ids), table[ids])
+    export_model(str(tmp_path / "glove"), str(tmp_path / "onnx"))
+    onnx = Student.load(str(tmp_path / "onnx")).predict(texts).logits
+    assert np.abs(onnx - student.predict(texts).logits).max() < 1e-5
+    two = train_student(
+        replace(base, glove_words=500, two_channels=True), train, dev, str(tmp_path / "two")
+    )
+    assert two["parameters"] - metrics["parameters"] == 50 * len(vocab.words) + 4 * 2 * 8 * 50
     with pytest.raises(ValueError, match="glove_words needs"):
         TrainConfig(task="sst2", embeddings="random", glove_words=10).resolved()
 
