@@ -49,7 +49,30 @@ def agreement(logits: np.ndarray, teacher_logits: np.ndarray) -> tuple[float, fl
     return agree, float(((logits - teacher_logits) ** 2).mean())
 
 
-def limits(name: str, sample: int, teacher_dev: np.ndarray, dev: tuple) -> None:
+def with_glove_words(student, n: int):
+    """``student`` (a trained BiLSTM) with GloVe's ``n`` most frequent words it lacks added as
+    frozen rows, as ``train-student --glove-words n`` would have: training never sees those
+    words, so this is the student that run would have saved (at the epoch this one kept)."""
+    from dataclasses import asdict, replace
+
+    from distill import Student
+    from distill.models import BiLSTMConfig, BiLSTMStudent
+    from distill.students import BiLSTMAdapter
+    from distill.train import glove_vectors, glove_words
+
+    old, vocab = student.adapter.model, student.adapter.vocab
+    if old.cfg.frozen_words or old.cfg.two_channels:
+        raise ValueError("only a one-channel student without frozen rows")
+    extra = [w for w in glove_words()[:n] if w not in vocab.index]
+    vocab = StudentVocab(vocab.words + extra, vocab.lowercase, vocab.mask_token)
+    cfg = replace(old.cfg, vocab_size=len(vocab), frozen_words=len(extra))
+    model = BiLSTMStudent(BiLSTMConfig(**asdict(cfg)))
+    state = old.state_dict() | {"encoder.frozen": glove_vectors(["[PAD]", *extra])[1:]}
+    model.load_state_dict(state)
+    return Student(BiLSTMAdapter(model.eval(), vocab), student.meta)
+
+
+def limits(name: str, sample: int, teacher_dev: np.ndarray, dev: tuple, glove: int) -> None:
     import datasets
 
     from distill import Student
@@ -96,11 +119,19 @@ def limits(name: str, sample: int, teacher_dev: np.ndarray, dev: tuple) -> None:
             f"  dev, {group} ({int(keep.sum())}): agrees with teacher {agree:.4f}, "
             f"accuracy {acc(keep):.4f}, teacher's {acc(keep, teacher_pred):.4f}"
         )
+    if glove:
+        extended = with_glove_words(student, glove).predict(dev_texts).logits.argmax(1)
+        print(
+            f"  dev accuracy with GloVe's {glove:,} most frequent words added after training: "
+            f"{acc(every, extended):.4f} ({acc(unknown, extended):.4f} on the {int(unknown.sum())} "
+            f"sentences with a word the set lacks)"
+        )
     print(
         f"LIMITS row={name} fit_agree={fit['samples'][0]:.4f} dev_agree={dev_agree:.4f} "
         f"fit_mse={fit['samples'][1]:.3f} dev_mse={dev_mse:.3f} dev_acc={acc(every):.4f} "
         f"unknown_sentences={int(unknown.sum())} dev_acc_unknown={acc(unknown):.4f} "
-        f"dev_acc_known={acc(~unknown):.4f}",
+        f"dev_acc_known={acc(~unknown):.4f}"
+        + (f" dev_acc_glove={acc(every, extended):.4f}" if glove else ""),
         flush=True,
     )
 
@@ -109,6 +140,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", nargs="*", help="recipe rows (default: every finished one)")
     ap.add_argument("--sample", type=int, default=20000, help="transfer-set rows to compare on")
+    ap.add_argument(
+        "--glove-words",
+        type=int,
+        default=0,
+        help="also score each one-channel student with GloVe's N words added after training",
+    )
     args = ap.parse_args(argv)
     names = args.rows or [n for n in ROWS if (Q / "recipe" / n / "eval.json").exists()]
     unknown = [n for n in names if n not in ROWS or not (Q / "recipe" / n / "eval.json").exists()]
@@ -121,7 +158,7 @@ def main(argv=None) -> None:
     teacher_dev = teacher.predict(dev[0]).logits
     print(f"teacher dev accuracy {float((teacher_dev.argmax(1) == dev[1]).mean()):.4f}")
     for name in names:
-        limits(name, args.sample, teacher_dev, dev)
+        limits(name, args.sample, teacher_dev, dev, args.glove_words)
 
 
 if __name__ == "__main__":
