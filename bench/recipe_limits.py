@@ -119,6 +119,8 @@ def limits(name: str, sample: int, teacher_dev: np.ndarray, dev: tuple, glove: i
             f"  dev, {group} ({int(keep.sum())}): agrees with teacher {agree:.4f}, "
             f"accuracy {acc(keep):.4f}, teacher's {acc(keep, teacher_pred):.4f}"
         )
+    cfg = student.adapter.model.cfg
+    glove = 0 if cfg.frozen_words or cfg.two_channels else glove  # trained with --glove-words
     if glove:
         extended = with_glove_words(student, glove).predict(dev_texts).logits.argmax(1)
         print(
