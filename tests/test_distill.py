@@ -223,7 +223,7 @@ def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, tmp
 
     train, _ = load_transfer_set(str(sst2_kd_200 / "set"), "sst2")
     dev = train.filter(lambda r: r["is_original"])
-    base = TrainConfig(task="sst2", epochs=1, hidden=8, fc=8, max_steps=5)
+    base = TrainConfig(task="sst2", epochs=1, hidden=8, fc=8, max_steps=5, glove_words=0)
     plain = train_student(base, train, dev, str(tmp_path / "plain"))
     metrics = train_student(replace(base, glove_words=500), train, dev, str(tmp_path / "glove"))
     set_words = StudentVocab.from_json((tmp_path / "plain" / "vocab.json").read_text()).words
@@ -252,8 +252,10 @@ def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, tmp
         replace(base, glove_words=500, two_channels=True), train, dev, str(tmp_path / "two")
     )
     assert two["parameters"] - metrics["parameters"] == 50 * len(vocab.words) + 4 * 2 * 8 * 50
-    with pytest.raises(ValueError, match="glove_words needs"):
-        TrainConfig(task="sst2", embeddings="random", glove_words=10).resolved()
+    assert TrainConfig(task="sst2").resolved().glove_words == 100_000  # the default
+    assert TrainConfig(task="sst2", embeddings="random").resolved().glove_words == 0
+    with pytest.raises(ValueError, match="glove_words must be >= 0"):
+        TrainConfig(task="sst2", glove_words=-1).resolved()
 
 
 def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_path):
