@@ -20,7 +20,11 @@ class AugmentConfig:
     )
     p_ng: float = setting(0.25, "per-sample probability of keeping only an n-gram")
     ngram_sizes: tuple[int, ...] = field(default=(1, 2, 3, 4, 5))  # n ~ uniform over these
-    n_iter: int = setting(20, "samples drawn per source (paper: 20 for SST-2, 10 for MNLI/QQP)")
+    n_iter: int = setting(
+        20,
+        "samples drawn per source (paper: 20 for SST-2, 10 for MNLI/QQP; SST-2 BiLSTM dev, "
+        "README recipe table: 0.865 at 8, 0.870 at 12, 0.878 at 20, means over seeds)",
+    )
     pair_mode: str = setting(
         "cycle",
         "pairs: sample i augments A, B, both by i mod 3 (cycle), or always a / b / both",
