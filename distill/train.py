@@ -195,7 +195,7 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
         two_channels=cfg.two_channels,
         pairs=is_pairs(ds),
         dropout=cfg.dropout,
-        frozen_words=len(extra),  # never in a training batch: no gradient, no optimiser state
+        frozen_words=len(extra),  # not the set's words: frozen, no optimiser state
     )
     vectors = (
         glove_vectors(vocab.words, cfg.embed_dim, cfg.seed) if cfg.embeddings == "glove" else None
