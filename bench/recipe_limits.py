@@ -1,7 +1,7 @@
 """What limits a distilled SST-2 student: how well it copies its teacher on the rows it was
 trained on and on dev, and where its dev errors are.
 
-    python bench/recipe_limits.py [ROW ...] [--sample 20000]
+    python bench/recipe_limits.py [ROW ...] [--sample 20000] [--glove-words N]
 
 ROW is a row of ``bench/recipe_sst2.py`` (its student in ``data/quality/recipe/ROW``, its set
 in ``data/quality/SET``); default: every finished row. For each it prints
@@ -10,7 +10,9 @@ in ``data/quality/SET``); default: every finished row. For each it prints
   the transfer set's rows (the rows it was trained on; originals and samples apart);
 - dev: the same against the teacher's logits on SST-2 dev, plus accuracy where the teacher is
   right and where it is wrong, and for dev sentences with a word outside the student's
-  vocabulary (an ``[UNK]``) apart from the rest.
+  vocabulary (an ``[UNK]``) apart from the rest;
+- with ``--glove-words N``: dev accuracy of the same student given GloVe's N most frequent
+  words after training (what ``train-student --glove-words N`` would have saved).
 
 A student that copies the teacher on its training rows far better than on dev is limited by
 its data (more and more varied samples help); one that cannot copy its training rows is limited
@@ -53,10 +55,10 @@ def with_glove_words(student, n: int):
     """``student`` (a trained BiLSTM) with GloVe's ``n`` most frequent words it lacks added as
     frozen rows, as ``train-student --glove-words n`` would have: training never sees those
     words, so this is the student that run would have saved (at the epoch this one kept)."""
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from distill import Student
-    from distill.models import BiLSTMConfig, BiLSTMStudent
+    from distill.models import BiLSTMStudent
     from distill.students import BiLSTMAdapter
     from distill.train import glove_vectors, glove_words
 
@@ -66,7 +68,7 @@ def with_glove_words(student, n: int):
     extra = [w for w in glove_words()[:n] if w not in vocab.index]
     vocab = StudentVocab(vocab.words + extra, vocab.lowercase, vocab.mask_token)
     cfg = replace(old.cfg, vocab_size=len(vocab), frozen_words=len(extra))
-    model = BiLSTMStudent(BiLSTMConfig(**asdict(cfg)))
+    model = BiLSTMStudent(cfg)
     state = old.state_dict() | {"encoder.frozen": glove_vectors(["[PAD]", *extra])[1:]}
     model.load_state_dict(state)
     return Student(BiLSTMAdapter(model.eval(), vocab), student.meta)
