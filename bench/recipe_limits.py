@@ -34,15 +34,16 @@ import numpy as np  # noqa: E402
 from augment.tagger import word_tokenizer  # noqa: E402
 from bench._glue import glue_file  # noqa: E402
 from bench.recipe_sst2 import ROWS, TEACHER, Q  # noqa: E402
-from distill.vocab import StudentVocab  # noqa: E402
-
-UNK_ID = 1  # StudentVocab: [PAD] 0, [UNK] 1, mask 2
+from distill.vocab import UNK, StudentVocab  # noqa: E402
 
 
 def dev_rows() -> tuple[list[str], np.ndarray]:
-    lines = Path(glue_file("SST-2/dev.tsv")).read_text(encoding="utf-8").splitlines()[1:]
-    texts, labels = zip(*(line.rsplit("\t", 1) for line in lines if line), strict=True)
-    return list(texts), np.asarray([int(x) for x in labels])
+    """SST-2 dev as ``evaluate`` reads it: texts and gold labels."""
+    from augment.tasks import get_task
+    from pipelines.readers import read_examples
+
+    dev = read_examples(str(glue_file("SST-2/dev.tsv")), get_task("sst2"))
+    return list(dev["text_a"]), np.asarray(list(dev["label"]))
 
 
 def agreement(logits: np.ndarray, teacher_logits: np.ndarray) -> tuple[float, float]:
@@ -60,13 +61,12 @@ def with_glove_words(student, n: int):
     from distill import Student
     from distill.models import BiLSTMStudent
     from distill.students import BiLSTMAdapter
-    from distill.train import glove_vectors, glove_words
+    from distill.train import add_glove_words, glove_vectors
 
-    old, vocab = student.adapter.model, student.adapter.vocab
+    old = student.adapter.model
     if old.cfg.frozen_words or old.cfg.two_channels:
         raise ValueError("only a one-channel student without frozen rows")
-    extra = [w for w in glove_words()[:n] if w not in vocab.index]
-    vocab = StudentVocab(vocab.words + extra, vocab.lowercase, vocab.mask_token)
+    vocab, extra = add_glove_words(student.adapter.vocab, n)
     cfg = replace(old.cfg, vocab_size=len(vocab), frozen_words=len(extra))
     model = BiLSTMStudent(cfg)
     state = old.state_dict() | {"encoder.frozen": glove_vectors(["[PAD]", *extra])[1:]}
@@ -105,7 +105,8 @@ def limits(name: str, sample: int, teacher_dev: np.ndarray, dev: tuple, glove: i
     # dev sentences with a word the student's vocabulary lacks ([UNK]) against the rest
     vocab = StudentVocab.from_json((Q / "recipe" / name / "vocab.json").read_text())
     tokens = word_tokenizer(vocab.mask_token)(dev_texts)
-    unknown = np.asarray([UNK_ID in vocab.encode(t) for t in tokens])
+    unk = vocab.index[UNK]
+    unknown = np.asarray([unk in vocab.encode(t) for t in tokens])
     every = np.ones(len(gold), bool)
     print(f"{name} (set {kd_set}, {len(ds):,} rows; fit on {len(idx):,} sampled rows)")
     for group, (agree, mse) in fit.items():

@@ -8,6 +8,7 @@ PNG of the curves are saved next to the model.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -127,12 +128,22 @@ def _glove_root() -> str:
     return ROOT
 
 
-def glove_words() -> list[str]:
-    """GloVe 6B's vocabulary (lowercase), most frequent first."""
+@functools.lru_cache(maxsize=1)
+def glove_words() -> tuple[str, ...]:
+    """GloVe 6B's vocabulary (lowercase), most frequent first (read once per process)."""
     import pyarrow.parquet as pq
 
     path = os.path.join(_glove_root(), "glove_6B_index.parquet")
-    return pq.read_table(path).column("index").to_pylist()
+    return tuple(pq.read_table(path).column("index").to_pylist())
+
+
+def add_glove_words(vocab, n: int):
+    """``vocab`` followed by GloVe's ``n`` most frequent words it lacks; returns the new
+    vocabulary and those words (the rows ``--glove-words`` keeps frozen)."""
+    from distill.vocab import StudentVocab
+
+    extra = [w for w in glove_words()[:n] if w not in vocab.index]
+    return StudentVocab(vocab.words + extra, vocab.lowercase, vocab.mask_token), extra
 
 
 def glove_vectors(words: list[str], dim: int = 50, seed: int = 0) -> torch.Tensor:
@@ -183,10 +194,9 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
     )
     extra = []
     if cfg.glove_words:
-        seen = vocab.index
-        extra = [w for w in glove_words()[: cfg.glove_words] if w not in seen]
-        vocab = StudentVocab(vocab.words + extra, vocab.lowercase, mask_token)
-        logger.info("vocabulary: %d words from the set + %d from GloVe", len(seen), len(extra))
+        own = len(vocab)
+        vocab, extra = add_glove_words(vocab, cfg.glove_words)
+        logger.info("vocabulary: %d words from the set + %d from GloVe", own, len(extra))
     model_cfg = BiLSTMConfig(
         vocab_size=len(vocab),
         num_labels=num_labels,
