@@ -34,6 +34,8 @@ Q = ROOT / "data" / "quality"
 TEACHER = ROOT.parent / "shared" / "models" / "sst2-minilm"
 # --glove-words 0: the rows before GloVe's words joined the vocabulary by default
 BASE_TRAIN = ("--epochs", "5", "--patience", "2", "--glove-words", "0")
+# the recommended recipe's training (the defaults, 5 epochs and patience 2 for time)
+GLOVE_TRAIN = ("--epochs", "5", "--patience", "2", "--glove-words", "100000")
 
 # set name -> build flags
 SETS = {
@@ -70,7 +72,17 @@ ROWS = {
     "n20-glove-100k": (
         "n_iter 20, + GloVe's 100k most frequent words in the vocabulary",
         "sst2-n20",
-        ("--epochs", "5", "--patience", "2", "--glove-words", "100000"),
+        GLOVE_TRAIN,
+    ),
+    "n20-glove-100k-seed1": (
+        "n_iter 20, + GloVe's 100k words, seed 1",
+        "sst2-n20",
+        (*GLOVE_TRAIN, "--seed", "1"),
+    ),
+    "n20-glove-100k-seed2": (
+        "n_iter 20, + GloVe's 100k words, seed 2",
+        "sst2-n20",
+        (*GLOVE_TRAIN, "--seed", "2"),
     ),
     "alpha-0.5": ("alpha 0.5 (half CE on gold rows)", "sst2-n8", (*BASE_TRAIN, "--alpha", "0.5")),
     "kl-t1": ("loss KL, T = 1", "sst2-n8", (*BASE_TRAIN, "--loss", "kl", "--temperature", "1")),
@@ -80,7 +92,11 @@ ROWS = {
         "sst2-n8",
         (*BASE_TRAIN, "--two-channels"),
     ),
-    "epochs-10": ("10 epochs, patience 3", "sst2-n8", ("--epochs", "10", "--patience", "3")),
+    "epochs-10": (
+        "10 epochs, patience 3",
+        "sst2-n8",
+        ("--epochs", "10", "--patience", "3", "--glove-words", "0"),
+    ),
     "no-ngram": ("p_ng 0 (no n-gram sampling)", "sst2-n8-no-ngram", BASE_TRAIN),
     "no-mask": ("p_mask 0 (no masking)", "sst2-n8-no-mask", BASE_TRAIN),
     "no-pos": ("p_pos 0 (no POS replacement)", "sst2-n8-no-pos", BASE_TRAIN),
