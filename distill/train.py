@@ -47,7 +47,8 @@ class TrainConfig:
     )
     loss: str = setting(
         "mse",
-        "mse on logits (Tang), kl (Hinton, DistilBERT) or ce (gold labels only)",
+        "mse on logits (Tang; the SST-2 recipe table: KL with T 1, 2 or 4 no better), kl "
+        "(Hinton, DistilBERT) or ce (gold labels only)",
         choices=("mse", "kl", "ce"),
     )
     temperature: float = setting(2.0, "kl only; the loss is scaled by T^2")
@@ -56,7 +57,8 @@ class TrainConfig:
     epochs: int = setting(
         10,
         "epochs at most (the SST-2 recipe table ran 5 with patience 2 for time; the best epoch "
-        "was 2-5, and these defaults repeat those epochs exactly, then may keep a later one)",
+        "was 2-5, and these defaults repeat those epochs exactly, then may keep a later one: "
+        "at n_iter 8 epoch 6, +0.5 points)",
     )
     patience: int = setting(3, "stop after this many epochs without a better dev score")
     optimizer: str | None = setting(
@@ -74,9 +76,13 @@ class TrainConfig:
         choices=("random", "glove"),
     )
     embed_dim: int = setting(300, "width of random embeddings (GloVe's is 50)")
-    hidden: int = setting(150, "BiLSTM hidden size per direction")
+    hidden: int = setting(
+        150, "BiLSTM hidden size per direction (300: no better on SST-2, 2.5x the training time)"
+    )
     fc: int = setting(200, "width of the ReLU layer before the output")
-    two_channels: bool = setting(False, "a static and a trainable copy of the embeddings")
+    two_channels: bool = setting(
+        False, "a static and a trainable copy of the embeddings (no better on SST-2)"
+    )
     glove_words: int = setting(
         100_000,
         "glove only: GloVe's N most frequent words join the vocabulary as frozen rows, so a "
