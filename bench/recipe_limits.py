@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from augment.tagger import word_tokenizer  # noqa: E402
 from bench._glue import glue_file  # noqa: E402
 from bench.recipe_sst2 import ROWS, TEACHER, Q  # noqa: E402
-from distill.vocab import UNK, StudentVocab  # noqa: E402
+from distill.vocab import UNK  # noqa: E402
 
 
 def dev_rows() -> tuple[list[str], np.ndarray]:
@@ -103,7 +103,7 @@ def limits(name: str, sample: int, teacher_dev: np.ndarray, dev: tuple, glove: i
 
     right = teacher_pred == gold
     # dev sentences with a word the student's vocabulary lacks ([UNK]) against the rest
-    vocab = StudentVocab.from_json((Q / "recipe" / name / "vocab.json").read_text())
+    vocab = student.adapter.vocab  # the one Student.load read from vocab.json
     tokens = word_tokenizer(vocab.mask_token)(dev_texts)
     unk = vocab.index[UNK]
     unknown = np.asarray([unk in vocab.encode(t) for t in tokens])
