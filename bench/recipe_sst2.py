@@ -36,6 +36,8 @@ TEACHER = ROOT.parent / "shared" / "models" / "sst2-minilm"
 BASE_TRAIN = ("--epochs", "5", "--patience", "2", "--glove-words", "0")
 # the recommended recipe's training (the defaults, 5 epochs and patience 2 for time)
 GLOVE_TRAIN = ("--epochs", "5", "--patience", "2", "--glove-words", "100000")
+# the same with train-student's own epochs and patience (10, 3)
+GLOVE_TRAIN_E10 = ("--epochs", "10", "--patience", "3", "--glove-words", "100000")
 
 # set name -> build flags
 SETS = {
@@ -83,6 +85,21 @@ ROWS = {
         "n_iter 20, + GloVe's 100k words, seed 2",
         "sst2-n20",
         (*GLOVE_TRAIN, "--seed", "2"),
+    ),
+    "n20-glove-100k-e10": (
+        "n_iter 20, + GloVe's 100k words, 10 epochs, patience 3 (train-student's defaults)",
+        "sst2-n20",
+        GLOVE_TRAIN_E10,
+    ),
+    "n20-glove-100k-e10-seed1": (
+        "n_iter 20, + GloVe's 100k words, 10 epochs, patience 3, seed 1",
+        "sst2-n20",
+        (*GLOVE_TRAIN_E10, "--seed", "1"),
+    ),
+    "n20-glove-100k-e10-seed2": (
+        "n_iter 20, + GloVe's 100k words, 10 epochs, patience 3, seed 2",
+        "sst2-n20",
+        (*GLOVE_TRAIN_E10, "--seed", "2"),
     ),
     "alpha-0.5": ("alpha 0.5 (half CE on gold rows)", "sst2-n8", (*BASE_TRAIN, "--alpha", "0.5")),
     "kl-t1": ("loss KL, T = 1", "sst2-n8", (*BASE_TRAIN, "--loss", "kl", "--temperature", "1")),
