@@ -56,9 +56,9 @@ class TrainConfig:
     originals_only: bool = setting(False, "train on the source rows only (no augmented samples)")
     epochs: int = setting(
         10,
-        "epochs at most (the SST-2 recipe table ran 5 with patience 2 for time; the best epoch "
-        "was 2-5, and these defaults repeat those epochs exactly, then may keep a later one: "
-        "at n_iter 8 epoch 6, +0.5 points)",
+        "epochs at most (the SST-2 recipe table: these defaults repeat the first epochs of a "
+        "shorter run exactly and may keep a later one; on the n_iter 20 set one seed in three "
+        "kept epoch 9, +1.2 points, for a mean of 0.8872 against 0.8834 at 5 epochs)",
     )
     patience: int = setting(3, "stop after this many epochs without a better dev score")
     optimizer: str | None = setting(
