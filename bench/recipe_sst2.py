@@ -34,7 +34,7 @@ Q = ROOT / "data" / "quality"
 TEACHER = ROOT.parent / "shared" / "models" / "sst2-minilm"
 # --glove-words 0: the rows before GloVe's words joined the vocabulary by default
 BASE_TRAIN = ("--epochs", "5", "--patience", "2", "--glove-words", "0")
-# the recommended recipe's training (the defaults, 5 epochs and patience 2 for time)
+# the recommended recipe with the table's 5 epochs and patience 2 (for time)
 GLOVE_TRAIN = ("--epochs", "5", "--patience", "2", "--glove-words", "100000")
 # the same with train-student's own epochs and patience (10, 3)
 GLOVE_TRAIN_E10 = ("--epochs", "10", "--patience", "3", "--glove-words", "100000")
