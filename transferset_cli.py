@@ -272,10 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     module, _, func = COMMANDS[command][0].partition(":")
     try:
         return getattr(importlib.import_module(module), func)(rest)
-    except (ValueError, OSError) as exc:  # a bad argument, a missing file: one line, status 2
+    except KeyboardInterrupt:
+        print(f"transferset {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure is one line and status 2
         if verbose:
             raise
-        print(f"transferset {command}: error: {exc}", file=sys.stderr)
+        from pipelines.preflight import one_line
+
+        print(f"transferset {command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

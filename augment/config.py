@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from augment.flags import setting
+from augment.flags import check_ranges, setting
 
 PAIR_MODES = ("cycle", "a", "b", "both")
 TAG_SCHEMES = ("tag", "pos")
@@ -42,6 +42,12 @@ class AugmentConfig:
     seed: int = setting(0, "with the source id, the only input of every random draw")
     max_tokens: int | None = setting(
         512, "longer sentences (spaCy tokens) are refused (the build dead-letters them)"
+    )
+    max_chars: int = setting(
+        20_000,
+        "longer texts (characters) are dead-lettered as they are read, before tagging: a huge "
+        "row costs no spaCy time and no memory downstream (spaCy itself refuses 1,000,000)",
+        minimum=1,
     )
 
     def __post_init__(self) -> None:
@@ -84,6 +90,11 @@ class AugmentConfig:
             or self.max_tokens < 1
         ):
             raise ValueError(f"max_tokens must be None or an int >= 1, got {self.max_tokens!r}")
+        check_ranges(self)
+        if self.max_chars > 1_000_000:
+            raise ValueError(
+                f"--max-chars must be <= 1,000,000 (spaCy's limit), got {self.max_chars}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)

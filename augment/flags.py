@@ -14,9 +14,40 @@ import typing
 from typing import Any
 
 
-def setting(default: Any, help: str, *, choices: tuple | None = None):  # noqa: A002
-    """A dataclass field that knows its command-line help (and choices)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def setting(
+    default: Any,
+    help: str,  # noqa: A002
+    *,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    above: float | None = None,
+):
+    """A dataclass field that knows its command-line help, its choices and its range
+    (``minimum``: value >= it; ``above``: value > it), checked by ``check_ranges``."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "above": above}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def check_ranges(obj, prefix: str = "") -> None:
+    """One clear ``ValueError`` for the first field of ``obj`` outside its declared range
+    (``None`` is allowed where the field's default is ``None``); call from ``__post_init__``."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        lo, above = f.metadata.get("minimum"), f.metadata.get("above")
+        choices = f.metadata.get("choices")
+        name = flag_name(prefix + f.name)
+        if value is None:
+            continue
+        if (lo is not None or above is not None) and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if lo is not None and value < lo:
+            raise ValueError(f"{name} must be >= {lo}, got {value}")
+        if above is not None and not value > above:
+            raise ValueError(f"{name} must be > {above}, got {value}")
+        if choices is not None and value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def _base_type(hint) -> type:

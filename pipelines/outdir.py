@@ -47,16 +47,31 @@ def is_local(path: str) -> bool:
     return "://" not in path
 
 
-def check(out: str, overwrite: bool) -> None:
-    """Refuse an ``out`` that holds a set (without ``overwrite``) or anything but a set."""
+def state(out: str) -> str:
+    """What ``out`` is now, as a token that changes whenever a build commits there (the commit
+    swaps the folder, so its inode changes) or anyone adds or removes a name in it."""
+    if not is_local(out):
+        return ",".join(match(posixpath.join(out, "*")))
+    try:
+        st = os.stat(out)
+    except FileNotFoundError:
+        return "absent"
+    names = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    return f"{st.st_ino}:{st.st_dev}:{names}"
+
+
+def check(out: str, overwrite: bool) -> str:
+    """Refuse an ``out`` that holds a set (without ``overwrite``) or anything but a set;
+    returns ``state(out)``, which the commit checks again."""
+    seen = state(out)
     if not is_local(out):
         if match(posixpath.join(out, "data-*.arrow")) and not overwrite:
             raise FileExistsError(
                 f"--out {out!r} already holds a transfer set; pass --overwrite to replace it"
             )
-        return
+        return seen
     if not os.path.exists(out):
-        return
+        return seen
     if not os.path.isdir(out):
         raise FileExistsError(f"--out {out!r} is a file, not a folder")
     names = os.listdir(out)
@@ -79,13 +94,15 @@ def check(out: str, overwrite: bool) -> None:
             f"--out {out!r} already holds a transfer set ({len(shards)} shards); "
             "pass --overwrite to replace it, or choose another folder"
         )
+    return seen
 
 
 class Staging:
     """A staging folder of one build, locked while the build lives."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, seen: str | None = None, overwrite: bool = False):
         self.out = out.rstrip("/") or out
+        self.seen, self.overwrite = seen, overwrite  # ``check``'s view of ``out``
         self.path = f"{self.out}.staging-{uuid.uuid4().hex[:12]}"
         self.lock = f"{self.path}.lock"
         self.work = posixpath.join(self.path, ".work")
@@ -120,10 +137,35 @@ class Staging:
         _remove(self.work)
 
     def commit(self) -> None:
-        """Put the staged set at ``out``: whole, in one step where the file system allows."""
+        """Put the staged set at ``out``: whole, in one step where the file system allows.
+
+        Under a lock on ``out``'s parent folder (commits there take turns), ``out`` must still
+        be what ``check`` saw: a set another build committed meanwhile is never thrown away
+        without ``--overwrite``."""
         if not is_local(self.out):
+            self._recheck()
             _commit_remote(self.path, self.out)
             return
+        import fcntl
+
+        fd = os.open(os.path.dirname(os.path.abspath(self.out)), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._recheck()
+            self._swap()
+        finally:
+            os.close(fd)
+
+    def _recheck(self) -> None:
+        if self.seen is None or self.overwrite or state(self.out) == self.seen:
+            return
+        raise FileExistsError(
+            f"--out {self.out!r} was written by another build while this one ran; this build's "
+            "set was not committed (its teacher logits are cached: rerun with --overwrite to "
+            "replace the other set, or choose another folder)"
+        )
+
+    def _swap(self) -> None:
         if not os.path.exists(self.out):
             os.rename(self.path, self.out)
             return

@@ -7,10 +7,11 @@ line is decoded on its own, so one line of bad bytes costs that line only.
 from __future__ import annotations
 
 import csv
-import io
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -45,9 +46,12 @@ def detect_format(path: str, columns: Columns) -> str:
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw bytes without the line break); a UTF-8 BOM is dropped."""
+    """(1-based line number, raw bytes without the line break); a UTF-8 BOM is dropped.
+
+    ``readline`` works on every file Beam opens, compressed ones (``.gz``, ``.bz2``, ...)
+    included: Beam decompresses them by their name."""
     with FileSystems.open(path) as f:
-        for number, raw in enumerate(io.BufferedReader(f), start=1):
+        for number, raw in enumerate(iter(f.readline, b""), start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             yield number, raw.rstrip(b"\r\n")
@@ -65,12 +69,24 @@ def _decode(path: str, number: int, raw: bytes) -> str | DeadLetter:
         )
 
 
+def too_long(name: str, chars: int, max_chars: int) -> str:
+    return f"too long: {name} has {chars:,} characters, max_chars={max_chars:,}"
+
+
 class _RowBuilder:
     """Turns one record's fields into an Example, or says why it can't."""
 
-    def __init__(self, spec: TaskSpec, columns: Columns, names: list[str] | None, source: str):
+    def __init__(
+        self,
+        spec: TaskSpec,
+        columns: Columns,
+        names: list[str] | None,
+        source: str,
+        max_chars: int | None = None,
+    ):
         self.spec = spec
         self.source = source
+        self.max_chars = max_chars
         self.a = columns.text_a or spec.text_a
         self.b = columns.text_b or (spec.text_b if not columns.text_a else None)
         if spec.is_pair and not self.b:
@@ -80,7 +96,11 @@ class _RowBuilder:
         if names is not None:
             missing = [c for c in (self.a, self.b) if c and c not in names]
             if missing:
-                raise ValueError(f"columns {missing} not in the header {names}")
+                raise ValueError(
+                    f"{source}: columns {missing} not in the header {names[:12]}; is --task "
+                    f"{spec.name} right, or name the columns with --text-column / "
+                    "--text-b-column"
+                )
             if self.label and self.label not in names:
                 self.label = None  # an unlabelled split (GLUE test files)
             if self.id and self.id not in names:
@@ -92,12 +112,16 @@ class _RowBuilder:
         for name, text in (("text_a", text_a), ("text_b", text_b)):
             if name == "text_b" and not self.b:
                 continue
-            if text is None or not isinstance(text, str):
-                return (
-                    f"missing {name}: no value in column {self.a if name == 'text_a' else self.b!r}"
-                )
+            column = self.a if name == "text_a" else self.b
+            if text is None:
+                return f"missing {name}: no value in column {column!r}"
+            if not isinstance(text, str):
+                shown = repr(text)[:40]
+                return f"not text: {name} (column {column!r}) is a {type(text).__name__}, {shown}"
             if not text.strip():
                 return f"empty {name}"
+            if self.max_chars is not None and len(text) > self.max_chars:
+                return too_long(name, len(text), self.max_chars)
         label: int | float = self.spec.unlabelled
         if self.label:
             value = record.get(self.label)
@@ -111,52 +135,102 @@ class _RowBuilder:
         return Example(source_id or str(row_index), text_a, text_b, label, self.source, 0)
 
 
-def _delimited(path, spec, columns, limit, delimiter, quoting) -> Iterator[Example | DeadLetter]:
+class _Record(NamedTuple):
+    """One delimited record: its first line, its text as read, its fields (or why not)."""
+
+    number: int
+    text: str
+    fields: list[str] | None
+    error: str | None
+
+
+def _records(path: str, delimiter: str, quoting: int) -> Iterator[_Record]:
+    """Records, not lines: an RFC 4180 quoted field may hold line breaks (CSV), so the parser
+    is given the lines and says where each record ends. A line that is not UTF-8 spoils its
+    record only; any field length is read (the row builder refuses long texts). Without
+    quoting (TSV, GLUE) a record is a line, split at the delimiter."""
+    if quoting == csv.QUOTE_NONE:
+        for number, raw in _lines(path):
+            text = _decode(path, number, raw)
+            if isinstance(text, DeadLetter):
+                yield _Record(number, text.raw, None, text.reason)
+            else:
+                yield _Record(number, text, text.split(delimiter) if text else [], None)
+        return
+    csv.field_size_limit(sys.maxsize)
+    taken: list[str] = []  # the lines of the record being parsed
+    bad: list[str] = []  # why some of them are not UTF-8
+
+    def feed() -> Iterator[str]:
+        for number, raw in _lines(path):
+            text = _decode(path, number, raw)
+            if isinstance(text, DeadLetter):
+                bad.append(text.reason)
+                text = text.raw
+            taken.append(text)
+            yield text + "\n"
+
+    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting)
+    first = 1
+    while True:
+        try:
+            fields, error = next(reader), None
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields, error = None, f"unparseable record: {exc}"
+        error = bad[0] if bad else error
+        yield _Record(first, "\n".join(taken), fields if error is None else None, error)
+        first = reader.line_num + 1
+        taken.clear()
+        bad.clear()
+
+
+def _delimited(
+    path, spec, columns, limit, delimiter, quoting, max_chars
+) -> Iterator[Example | DeadLetter]:
     builder = None
     names: list[str] | None = None
     row_index = 0
-    for number, raw in _lines(path):
+    for rec in _records(path, delimiter, quoting):
         if limit is not None and row_index >= limit:
             return
-        text = _decode(path, number, raw)
-        if isinstance(text, DeadLetter):
+        if rec.error is not None:
             if names is not None:
                 row_index += 1
-            yield text
+            yield DeadLetter(path, rec.number, rec.text, rec.error)
             continue
-        fields = next(csv.reader([text], delimiter=delimiter, quoting=quoting)) if text else []
+        fields = rec.fields
         if names is None:
             if spec.headerless_columns and spec.text_a not in fields and not columns.text_a:
                 names = list(spec.headerless_columns)  # CoLA train/dev: no header line
             else:
                 names = fields
-                builder = _RowBuilder(spec, columns, names, path)
+                builder = _RowBuilder(spec, columns, names, path, max_chars)
                 continue
-            builder = _RowBuilder(spec, columns, names, path)
-        if not text.strip():
-            row_index += 1
-            yield DeadLetter(path, number, text, "empty line")
+            builder = _RowBuilder(spec, columns, names, path, max_chars)
+        row_index += 1
+        if not rec.text.strip():
+            yield DeadLetter(path, rec.number, rec.text, "empty line")
             continue
         if len(fields) != len(names):
-            row_index += 1
             yield DeadLetter(
                 path,
-                number,
-                text,
+                rec.number,
+                rec.text,
                 f"ragged line: {len(fields)} fields, the header has {len(names)}",
             )
             continue
-        out = builder.build(dict(zip(names, fields, strict=True)), row_index)
-        row_index += 1
+        out = builder.build(dict(zip(names, fields, strict=True)), row_index - 1)
         yield (
-            out._replace(line_number=number)
+            out._replace(line_number=rec.number)
             if isinstance(out, Example)
-            else DeadLetter(path, number, text, out)
+            else DeadLetter(path, rec.number, rec.text, out)
         )
 
 
-def _jsonl(path, spec, columns, limit) -> Iterator[Example | DeadLetter]:
-    builder = _RowBuilder(spec, columns, None, path)
+def _jsonl(path, spec, columns, limit, max_chars) -> Iterator[Example | DeadLetter]:
+    builder = _RowBuilder(spec, columns, None, path, max_chars)
     row_index = 0
     for number, raw in _lines(path):
         if limit is not None and row_index >= limit:
@@ -186,12 +260,12 @@ def _jsonl(path, spec, columns, limit) -> Iterator[Example | DeadLetter]:
         )
 
 
-def _parquet(path, spec, columns, limit) -> Iterator[Example | DeadLetter]:
+def _parquet(path, spec, columns, limit, max_chars) -> Iterator[Example | DeadLetter]:
     import pyarrow.parquet as pq
 
     with FileSystems.open(path) as f:
         pf = pq.ParquetFile(f)
-        builder = _RowBuilder(spec, columns, pf.schema_arrow.names, path)
+        builder = _RowBuilder(spec, columns, pf.schema_arrow.names, path, max_chars)
         i = 0
         for batch in pf.iter_batches(batch_size=10_000):  # one batch in memory, not the file
             for record in batch.to_pylist():
@@ -208,7 +282,7 @@ def _parquet(path, spec, columns, limit) -> Iterator[Example | DeadLetter]:
                 )
 
 
-def _text(path, spec, limit) -> Iterator[Example | DeadLetter]:
+def _text(path, spec, limit, max_chars) -> Iterator[Example | DeadLetter]:
     if spec.is_pair:
         raise ValueError(f"plain text has one sentence per line; task {spec.name} needs pairs")
     row_index = 0
@@ -221,25 +295,33 @@ def _text(path, spec, limit) -> Iterator[Example | DeadLetter]:
             yield text
         elif not text.strip():
             yield DeadLetter(path, number, text, "empty text_a")
+        elif max_chars is not None and len(text) > max_chars:
+            yield DeadLetter(path, number, text, too_long("text_a", len(text), max_chars))
         else:
             yield Example(str(row_index - 1), text, None, spec.unlabelled, path, number)
 
 
 def read_file(
-    path: str, spec: TaskSpec, fmt: str, columns: Columns = Columns(), limit: int | None = None
+    path: str,
+    spec: TaskSpec,
+    fmt: str,
+    columns: Columns = Columns(),
+    limit: int | None = None,
+    max_chars: int | None = None,
 ) -> Iterator[Example | DeadLetter]:
-    """Every data row of ``path`` as an ``Example`` or a ``DeadLetter`` (in file order)."""
+    """Every data row of ``path`` as an ``Example`` or a ``DeadLetter`` (in file order); a
+    text over ``max_chars`` characters is a dead letter (``too long``)."""
     if fmt == "glue" or fmt == "tsv":
         # GLUE TSVs are read with no quoting: their sentences contain '"'.
-        return _delimited(path, spec, columns, limit, "\t", csv.QUOTE_NONE)
+        return _delimited(path, spec, columns, limit, "\t", csv.QUOTE_NONE, max_chars)
     if fmt == "csv":
-        return _delimited(path, spec, columns, limit, ",", csv.QUOTE_MINIMAL)
+        return _delimited(path, spec, columns, limit, ",", csv.QUOTE_MINIMAL, max_chars)
     if fmt == "jsonl":
-        return _jsonl(path, spec, columns, limit)
+        return _jsonl(path, spec, columns, limit, max_chars)
     if fmt == "parquet":
-        return _parquet(path, spec, columns, limit)
+        return _parquet(path, spec, columns, limit, max_chars)
     if fmt == "text":
-        return _text(path, spec, limit)
+        return _text(path, spec, limit, max_chars)
     raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
 
 
@@ -284,3 +366,39 @@ def read_examples(
         },
         features=features,
     )
+
+
+def check_columns(path: str, spec: TaskSpec, fmt: str, columns: Columns = Columns()) -> None:
+    """Before any work: the columns the task (or ``--text-column`` ...) names must be in the
+    file's header (its first record for JSONL, its schema for Parquet); one clear error."""
+    if fmt in ("glue", "tsv", "csv"):
+        delimiter, quoting = (",", csv.QUOTE_MINIMAL) if fmt == "csv" else ("\t", csv.QUOTE_NONE)
+        first = next(_records(path, delimiter, quoting), None)
+        if first is None or first.fields is None:
+            return  # empty, or a bad first line: the reader dead-letters it
+        if spec.headerless_columns and spec.text_a not in first.fields and not columns.text_a:
+            return
+        _RowBuilder(spec, columns, first.fields, path)
+    elif fmt == "jsonl":
+        builder = _RowBuilder(spec, columns, None, path)
+        for _, raw in _lines(path):
+            if raw.strip():
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    return  # dead-lettered by the reader
+                missing = [c for c in (builder.a, builder.b) if c and c not in record]
+                if isinstance(record, dict) and missing:
+                    raise ValueError(
+                        f"{path}: the first record has no column {missing} (its keys: "
+                        f"{sorted(record)[:12]}); is --task {spec.name} right, or name the "
+                        "columns with --text-column / --text-b-column"
+                    )
+                return
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path) as f:
+            _RowBuilder(spec, columns, pq.ParquetFile(f).schema_arrow.names, path)
+    elif fmt == "text" and spec.is_pair:
+        raise ValueError(f"plain text has one sentence per line; task {spec.name} needs pairs")

@@ -54,8 +54,8 @@ def astuple(s: TaggedSentence) -> tuple:
 class _ReadFileFn(beam.DoFn):
     """A file -> examples spilled by id bucket (so duplicate ids meet), and dead letters."""
 
-    def __init__(self, spec, fmt, columns, limit, prefix_ids, work, id_buckets, scale):
-        self.spec, self.fmt, self.columns = spec, fmt, columns
+    def __init__(self, spec, fmt, columns, limit, prefix_ids, work, id_buckets, scale, max_chars):
+        self.spec, self.fmt, self.columns, self.max_chars = spec, fmt, columns, max_chars
         self.limit, self.prefix_ids = limit, prefix_ids
         self.work, self.id_buckets, self.scale = work, id_buckets, scale
 
@@ -67,7 +67,8 @@ class _ReadFileFn(beam.DoFn):
         started = time.perf_counter()
         parts: dict[int, list[tuple]] = {}
         held = n = 0
-        for item in read_file(path, self.spec, self.fmt, self.columns, self.limit):
+        items = read_file(path, self.spec, self.fmt, self.columns, self.limit, self.max_chars)
+        for item in items:
             n += 1
             if isinstance(item, DeadLetter):
                 self.dead.inc()
@@ -150,9 +151,10 @@ class ReadExamples(beam.PTransform):
         work: str,
         id_buckets: int,
         scale: ScaleConfig,
+        max_chars: int | None = None,
     ):
         super().__init__()
-        self.paths, self.spec, self.fmt = paths, spec, fmt
+        self.paths, self.spec, self.fmt, self.max_chars = paths, spec, fmt, max_chars
         self.columns, self.limit = columns, limit
         self.work, self.id_buckets, self.scale = work, id_buckets, scale
 
@@ -171,6 +173,7 @@ class ReadExamples(beam.PTransform):
                     self.work,
                     self.id_buckets,
                     self.scale,
+                    self.max_chars,
                 )
             ).with_outputs(DEAD, main="spilled")
         )
@@ -196,7 +199,7 @@ class _TagFn(beam.DoFn):
         self.nlp = None
 
     def setup(self):
-        self.nlp = load_tagger(self.spacy_model, self.scheme)
+        self.nlp = load_tagger(self.spacy_model, self.scheme, fallback=False)
         gc.freeze()  # spaCy's many long-lived objects out of the collector's way
         self.stage = StageMeter("tagged")
         self.dead = counter("dead_lettered")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from augment.flags import setting
-from distill.checkpoints import load_classifier, weights_file
+from augment.flags import check_ranges, setting
+from distill.checkpoints import label_order, load_classifier, load_tokenizer, weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +25,15 @@ logger = logging.getLogger(__name__)
 class TeacherConfig:
     path: str  # local transformers checkpoint folder
     max_length: int = setting(
-        128, "tokens per text (pair); longer inputs are truncated and counted"
+        128, "tokens per text (pair); longer inputs are truncated and counted", minimum=1
     )
     max_tokens: int = setting(
         2048,
         "token budget per forward pass (rows x padded length): the CPU sweet spot measured by "
         "bench/teacher.py; raise it a lot on a GPU",
+        minimum=1,
     )
-    max_batch: int = setting(64, "rows per forward pass at most")
+    max_batch: int = setting(64, "rows per forward pass at most", minimum=1)
     dtype: str = setting(
         "auto",
         "auto: float32 on CPU, bfloat16 autocast on CUDA (bench/teacher_bf16.py: bf16 on a CPU "
@@ -40,9 +41,18 @@ class TeacherConfig:
         choices=("auto", "float32", "bfloat16", "float16"),
     )
     device: str = setting("auto", "auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
-    threads: int | None = setting(None, "torch intra-op threads per worker (default: torch's)")
+    threads: int | None = setting(
+        None, "torch intra-op threads per worker (default: torch's)", minimum=1
+    )
     label_map: tuple[tuple[str, str], ...] = field(default=())  # (task label, teacher label)
     allow_pickle: bool = False  # allow a pickle .bin checkpoint (unsafe: runs code on load)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, prefix="teacher_")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ValueError(
+                f"--teacher-device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"
+            )
 
 
 def weights_sha256(path: str, allow_pickle: bool = False) -> str:
@@ -62,49 +72,6 @@ def weights_sha256(path: str, allow_pickle: bool = False) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
-
-
-def label_order(
-    id2label: dict[int, str],
-    task_labels: tuple[str, ...] | None,
-    label_map: tuple[tuple[str, str], ...] = (),
-) -> list[int]:
-    """``perm`` such that task logits = teacher logits[:, perm]; a clear error if impossible."""
-    names = [id2label[i] for i in range(len(id2label))]
-    if task_labels is None:  # regression
-        if len(names) != 1:
-            raise ValueError(f"a regression task needs a teacher with one output, it has {names}")
-        return [0]
-    if label_map:
-        mapping = dict(label_map)
-        missing = [t for t in task_labels if mapping.get(t) not in names]
-        if missing:
-            raise ValueError(
-                f"--label-map does not map task labels {missing} to teacher labels {names}"
-            )
-        return [names.index(mapping[t]) for t in task_labels]
-    lower = [n.lower() for n in names]
-    if sorted(lower) == sorted(t.lower() for t in task_labels):
-        perm = [lower.index(t.lower()) for t in task_labels]
-        if perm != list(range(len(perm))):
-            logger.warning(
-                "teacher labels %s are in another order than the task's %s: reordering the logits",
-                names,
-                list(task_labels),
-            )
-        return perm
-    if all(re.fullmatch(r"LABEL_\d+", n) for n in names) and len(names) == len(task_labels):
-        logger.warning(
-            "teacher labels are generic %s: assuming they mean %s in that order "
-            "(pass --label-map to say otherwise)",
-            names,
-            list(task_labels),
-        )
-        return list(range(len(names)))
-    raise ValueError(
-        f"teacher labels {names} do not match the task's labels {list(task_labels)}; pass "
-        "--label-map TASK_LABEL=TEACHER_LABEL,... if they mean the same things"
-    )
 
 
 def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
@@ -145,7 +112,6 @@ class Teacher:
 
     def __init__(self, config: TeacherConfig, task_labels: tuple[str, ...] | None):
         import torch
-        from transformers import AutoTokenizer
 
         self.config = config
         if config.threads:
@@ -153,7 +119,7 @@ class Teacher:
         self.device, dtype = resolve_device_dtype(config)
         self.dtype = dtype
         self.autocast = None if dtype == "float32" else getattr(torch, dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.path)
+        self.tokenizer = load_tokenizer(config.path, role="teacher")
         self.model = (
             load_classifier(config.path, allow_pickle=config.allow_pickle, role="teacher")
             .to(self.device)

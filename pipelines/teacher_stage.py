@@ -23,21 +23,62 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 
 from pipelines import exchange
 from pipelines.exchange import KeyedSpill, Spilled, emit_later
-from pipelines.logits_cache import LogitsCache, cache_key, write_part
+from pipelines.logits_cache import (
+    LogitsCache,
+    cache_folder,
+    cache_key,
+    ensure_folder,
+    runtime_fields,
+    write_part,
+)
 from pipelines.meter import StageMeter, counter
 from pipelines.stages import CountRows
 from pipelines.teacher import Teacher, TeacherConfig
 
 logger = logging.getLogger(__name__)
+RAN_PREFIX = "teacher_ran:"  # + "dtype/device": rows a worker scored or looked up that way
 
 
 class _Loaded:
     """What one worker process holds (``RunInference`` shares it between the process's threads):
-    the model and a read-only view of the cache as it was when the model loaded."""
+    the model and a read-only view of the cache as it was when the model loaded.
 
-    def __init__(self, config, task_labels, cache_folder, cache_fields):
+    The cache folder is chosen here, by the dtype and device the model really runs with. A
+    cache that can't be made or written (read-only, full) is an optimisation lost, not a
+    failure: one warning, and the worker goes on scoring without it.
+    """
+
+    def __init__(self, config, task_labels, cache_root, cache_fields):
         self.teacher = Teacher(config, task_labels)
-        self.cache = LogitsCache(cache_folder, cache_fields)
+        self.runtime = f"{self.teacher.dtype}/{self.teacher.device.type}"
+        self.fields = self.folder = None
+        self.writable = bool(cache_root)
+        self.reported = False  # bad parts counted once per process
+        if cache_root:
+            self.fields = runtime_fields(cache_fields, self.teacher.dtype, self.teacher.device.type)
+            self.folder = cache_folder(cache_root, self.fields)
+            try:
+                ensure_folder(self.folder)
+            except Exception as exc:  # noqa: BLE001 - any file system's refusal
+                self.disable_writes(exc)
+        self.cache = LogitsCache(self.folder, self.fields)
+
+    def disable_writes(self, exc: Exception) -> None:
+        logger.warning(
+            "logits cache %s can't be written (%s): scoring without caching", self.folder, exc
+        )
+        self.writable = False
+
+    def save(self, keys: list[bytes], scores) -> bool:
+        """Make newly scored logits durable; False where the cache can't take them."""
+        if not self.writable:
+            return False
+        try:
+            write_part(self.folder, keys, scores, self.fields)
+        except OSError as exc:
+            self.disable_writes(exc)
+            return False
+        return True
 
 
 def logits_column(logits: np.ndarray) -> pa.Array:
@@ -55,18 +96,21 @@ class TeacherModelHandler(ModelHandler):
     and token-budget batched inside ``Teacher`` by length, which ``BatchElements`` can't do.
     """
 
-    def __init__(self, config: TeacherConfig, task_labels, cache_folder, cache_fields):
+    def __init__(self, config: TeacherConfig, task_labels, cache_root, cache_fields):
         super().__init__(min_batch_size=1, max_batch_size=1)
         self.config, self.task_labels = config, task_labels
-        self.cache_folder, self.cache_fields = cache_folder, cache_fields
+        self.cache_root, self.cache_fields = cache_root, cache_fields
         self._meters = None
 
     def load_model(self) -> _Loaded:
-        return _Loaded(self.config, self.task_labels, self.cache_folder, self.cache_fields)
+        return _Loaded(self.config, self.task_labels, self.cache_root, self.cache_fields)
 
     def run_inference(self, batch, model: _Loaded, inference_args=None):
         if self._meters is None:
             self._meters = _Meters()
+        if not model.reported:  # metrics count inside bundles only, not in load_model
+            model.reported = True
+            self._meters.bad_parts.inc(len(model.cache.bad))
         return [PredictionResult(chunk, self._score(chunk, model)) for chunk in batch]
 
     def get_num_bytes(self, batch) -> int:
@@ -100,9 +144,11 @@ class TeacherModelHandler(ModelHandler):
             m.scored.inc(len(first))
             for score, idx in zip(scores, need.values(), strict=True):
                 raw[idx] = score
-            if self.cache_folder:
-                write_part(self.cache_folder, list(need), scores, self.cache_fields)
+            if model.save(list(need), scores):
                 m.parts.inc()
+            elif model.folder:
+                m.unsaved.inc(len(first))
+        counter(RAN_PREFIX + model.runtime).inc(rows.num_rows)
         m.stage.done(rows.num_rows, started, chunk.total)
         return raw[:, teacher.perm]
 
@@ -122,6 +168,8 @@ class _Meters:
         self.passes = counter("teacher_forward_passes")
         self.truncated = counter("teacher_truncated")
         self.parts = counter("teacher_cache_parts")
+        self.unsaved = counter("teacher_cache_unsaved")
+        self.bad_parts = counter("teacher_cache_parts_bad")
 
 
 class _ChunkFn(beam.DoFn):
@@ -168,7 +216,7 @@ class AttachTeacherLogits(beam.PTransform):
         self,
         config: TeacherConfig,
         task_labels,
-        cache_folder: str | None,
+        cache_root: str | None,
         cache_fields: dict | None,
         schema: pa.Schema,
         work: str,
@@ -176,7 +224,7 @@ class AttachTeacherLogits(beam.PTransform):
         spill_rows: int,
     ):
         super().__init__()
-        self.handler = TeacherModelHandler(config, task_labels, cache_folder, cache_fields)
+        self.handler = TeacherModelHandler(config, task_labels, cache_root, cache_fields)
         self.schema, self.work = schema, work
         self.chunk_rows, self.spill_rows = chunk_rows, spill_rows
 

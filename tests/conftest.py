@@ -43,8 +43,12 @@ def make_tiny_teacher(
     words = ["the", "a", "film", "movie", "good", "bad", "is", "it", "and", "of", "'s", "not"]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,!?'\"-;:()", *letters, *words]
     vocab += [f"##{c}" for c in letters]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    vocab = list(dict.fromkeys(vocab))  # "a" is a letter and a word
+    # transformers 5 ignores ``vocab_file=`` (a 5-token tokenizer: every word [UNK]); the
+    # vocabulary goes in as a dict
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    assert len(tokenizer) == len(vocab)
+    tokenizer.save_pretrained(path)
     names = labels or ("score",)
     config = BertConfig(
         vocab_size=len(vocab),

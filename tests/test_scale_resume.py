@@ -171,7 +171,7 @@ def test_cache_keys_cannot_collide_across_fields():
 
 def _fields(**over):
     base = {"weights_sha256": "w", "tokenizer_sha256": "t", "config_sha256": "c"}
-    return base | {"max_length": 128, "dtype": "float32"} | over
+    return base | {"max_length": 128, "dtype": "float32", "device": "cpu"} | over
 
 
 def test_cache_parts_lookup_compact_and_refuse_a_foreign_part(tmp_path):
@@ -194,14 +194,18 @@ def test_cache_parts_lookup_compact_and_refuse_a_foreign_part(tmp_path):
     found2, got2 = LogitsCache(folder, fields).lookup(query, 3)
     assert found2.tolist() == found.tolist()
     np.testing.assert_array_equal(got2, got)
-    write_part(folder, [cache_key("x", None)], np.ones((1, 3), np.float32), _fields(dtype="bf16"))
-    with pytest.raises(ValueError, match="does not belong in this folder"):
-        LogitsCache(folder, fields)
+    foreign = write_part(
+        folder, [cache_key("x", None)], np.ones((1, 3), np.float32), _fields(dtype="bf16")
+    )
+    cache = LogitsCache(folder, fields)  # a foreign part is moved aside, never read
+    assert cache.bad == [foreign] and not os.path.exists(foreign)
+    assert len(list(Path(folder, "corrupt").iterdir())) == 1
+    np.testing.assert_array_equal(cache.lookup(query, 3)[1], got)
 
 
 def test_the_cache_folder_follows_everything_that_changes_logits(tiny_teacher, tmp_path):
     sha = "0" * 64
-    base = logits_cache.cache_fields(str(tiny_teacher), sha, 128, "float32")
+    base = logits_cache.cache_fields(str(tiny_teacher), sha, 128)
     relabelled = tmp_path / "relabelled"
     shutil.copytree(tiny_teacher, relabelled)
     config = json.loads((relabelled / "config.json").read_text())
@@ -209,19 +213,21 @@ def test_the_cache_folder_follows_everything_that_changes_logits(tiny_teacher, t
     config["label2id"] = {"positive": 0, "negative": 1}
     (relabelled / "config.json").write_text(json.dumps(config))
     # label names only name the outputs: the raw logits (what the cache keeps) are the same
-    assert logits_cache.cache_fields(str(relabelled), sha, 128, "float32") == base
+    assert logits_cache.cache_fields(str(relabelled), sha, 128) == base
     retok = tmp_path / "retok"
     shutil.copytree(tiny_teacher, retok)
     with open(retok / "vocab.txt", "a") as f:
         f.write("newword\n")
+    run = logits_cache.runtime_fields
     others = [
-        logits_cache.cache_fields(str(retok), sha, 128, "float32"),
-        logits_cache.cache_fields(str(tiny_teacher), "1" * 64, 128, "float32"),
-        logits_cache.cache_fields(str(tiny_teacher), sha, 64, "float32"),
-        logits_cache.cache_fields(str(tiny_teacher), sha, 128, "bfloat16"),
+        logits_cache.cache_fields(str(retok), sha, 128),
+        logits_cache.cache_fields(str(tiny_teacher), "1" * 64, 128),
+        logits_cache.cache_fields(str(tiny_teacher), sha, 64),
     ]
-    folders = {logits_cache.cache_folder("root", f) for f in [base, *others]}
-    assert len(folders) == 5
+    fields = [run(f, "float32", "cpu") for f in [base, *others]]
+    fields += [run(base, "bfloat16", "cpu"), run(base, "float32", "cuda")]
+    folders = {logits_cache.cache_folder("root", f) for f in fields}
+    assert len(folders) == 6
 
 
 def test_a_relabelled_teacher_reuses_raw_logits_in_its_own_order(tmp_path):
