@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 
+from augment.flags import OneLineParser
+
 _TASK_HELP = "a GLUE task or alias (augment/tasks.py)"
 
 
@@ -17,7 +19,7 @@ def finetune_parser() -> argparse.ArgumentParser:
     from augment.flags import add_flags
     from distill.finetune import FinetuneConfig
 
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset finetune-teacher",
         description="Fine-tune a local pretrained encoder into a teacher for a GLUE task.",
     )
@@ -71,7 +73,7 @@ def train_student_parser() -> argparse.ArgumentParser:
     from augment.flags import add_flags
     from distill.train import TrainConfig
 
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset train-student",
         description="Train a BiLSTM (Tang et al.) or DistilBERT-style student on a transfer "
         "set's cached teacher logits; keep the best dev epoch.",
@@ -109,7 +111,7 @@ def _train_student(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset evaluate",
         description="Score a student (or any local classifier checkpoint) with the task's GLUE "
         "metrics, and measure its CPU sentences/s on the same data.",
@@ -130,6 +132,9 @@ def _evaluate(argv: list[str]) -> int:
         help="accept a pickle .bin checkpoint (refused by default: loading one can run code)",
     )
     args = ap.parse_args(argv)
+    for flag, value in (("--threads", args.threads), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
 
     import os
 
@@ -155,7 +160,7 @@ def _evaluate(argv: list[str]) -> int:
 
 
 def _export(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset export",
         description="Export a trained student (BiLSTM or transformer) for serving without this "
         "repo: an ONNX graph with dynamic batch and length axes, its vocabulary or tokenizer "
@@ -168,12 +173,22 @@ def _export(argv: list[str]) -> int:
         "--quantize", action="store_true", help="dynamic int8 weights (ONNX Runtime's quantizer)"
     )
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    ap.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept a pickle .bin checkpoint (refused by default: loading one can run code)",
+    )
     args = ap.parse_args(argv)
 
     from distill.export import export_model
 
     info = export_model(
-        args.model, args.out, fmt=args.format, quantize=args.quantize, overwrite=args.overwrite
+        args.model,
+        args.out,
+        fmt=args.format,
+        quantize=args.quantize,
+        overwrite=args.overwrite,
+        allow_pickle=args.allow_pickle,
     )
     print(json.dumps(info, indent=2))
     print(f"exported to {args.out}")
@@ -183,7 +198,7 @@ def _export(argv: list[str]) -> int:
 def _report(argv: list[str]) -> int:
     from pipelines.report import SOURCES, write_report
 
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset report",
         description="Describe a transfer set in one streaming pass: counts per stage, ops, "
         "lengths, teacher confidence, entropy and label mix (samples vs originals), diversity "
@@ -208,7 +223,7 @@ def _report(argv: list[str]) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset demo",
         description="Teacher fine-tuning, transfer set, students and a report on the SST-2 "
         "sample shipped in the package; offline, a few minutes on 2 CPU cores.",
@@ -265,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # library progress bars (weights loading ...) would bury the one error line
+        import os
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not verbose:  # Beam's own INFO lines and its note about optional GCP clients are noise here
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
         for handler in logging.getLogger().handlers:

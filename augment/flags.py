@@ -14,6 +14,23 @@ import typing
 from typing import Any
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one ``ValueError`` line (the CLI prints it, status 2) instead
+    of a usage block, with a "did you mean" for a mistyped flag."""
+
+    def error(self, message: str):
+        import difflib
+
+        if message.startswith("unrecognized arguments:"):
+            flags = [s for a in self._actions for s in a.option_strings]
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.75)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        raise ValueError(f"{message} (see {self.prog} --help)")
+
+
 def setting(
     default: Any,
     help: str,  # noqa: A002

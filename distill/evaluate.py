@@ -6,7 +6,9 @@ import time
 
 import torch
 
+from distill.checkpoints import label_order
 from distill.data import check_labels, label_names
+from distill.export import label_names as model_label_names
 from distill.metrics import score_logits
 from distill.students import load_model, num_parameters, predict
 
@@ -32,15 +34,18 @@ def evaluate(
     if threads:
         torch.set_num_threads(threads)
     adapter, meta = load_model(model_dir, threads=threads, allow_pickle=allow_pickle)
-    trained_on = meta.get("label_names")
-    if trained_on is not None and trained_on != label_names(ds):
-        raise ValueError(f"the model predicts {trained_on}, the data has {label_names(ds)}")
+    # the build's rule: the model's own label names (a plain checkpoint's id2label) are
+    # matched to the task's and its logits reordered; a mismatch is an error, never a score
+    names = model_label_names(adapter, meta)
+    perm = label_order(
+        dict(enumerate(names or ["score"])), label_names(ds), role=f"model {model_dir!r}"
+    )
     texts_a = list(ds["text_a"])
     texts_b = list(ds["text_b"]) if ds["text_b"][0] is not None else None
     seconds = []
     for _ in range(2):
         started = time.perf_counter()
-        logits = predict(adapter, texts_a, texts_b, batch_size=batch_size)
+        logits = predict(adapter, texts_a, texts_b, batch_size=batch_size)[:, perm]
         seconds.append(time.perf_counter() - started)
     return {
         "model": model_dir,
@@ -48,6 +53,7 @@ def evaluate(
         "task": task,
         "rows": len(ds),
         "metrics": score_logits(task, logits, list(ds["label"])),
+        "logit_order": perm,
         "parameters": num_parameters(adapter),
         "cpu_sentences_per_second": round(len(ds) / seconds[1], 1),
         "cpu_sentences_per_second_first_pass": round(len(ds) / seconds[0], 1),

@@ -140,12 +140,24 @@ def probe_texts(n: int = 64, seed: int = 0) -> list[str]:
 
 
 def export_model(
-    model_dir: str, out: str, *, fmt: str = "onnx", quantize: bool = False, overwrite: bool = False
+    model_dir: str,
+    out: str,
+    *,
+    fmt: str = "onnx",
+    quantize: bool = False,
+    overwrite: bool = False,
+    allow_pickle: bool = False,
 ) -> dict:
     """Write ``out/model.onnx``, what feeds it and ``export.json``; returns ``export.json``."""
     if fmt != "onnx":
         raise ValueError(f"unknown export format {fmt!r}; onnx is the one there is")
-    adapter, meta = load_model(model_dir)
+    src, dst = os.path.realpath(model_dir), os.path.realpath(out)
+    if dst == src or dst.startswith(src + os.sep) or src.startswith(dst + os.sep):
+        raise ValueError(
+            f"--out {out!r} is the model folder {model_dir!r} or holds it (or sits inside it): "
+            "--overwrite would delete the model being exported; choose another folder"
+        )
+    adapter, meta = load_model(model_dir, allow_pickle=allow_pickle)
     if isinstance(adapter, OnnxAdapter):
         raise ValueError(f"{model_dir!r} is already an export")
     if os.path.exists(out) and os.listdir(out):
@@ -304,9 +316,9 @@ class OnnxAdapter:
             # least (32 measured best on SST-2 dev: 16 and 64 within 2%, 128 12% slower)
             self.eval_batch_size, self.eval_max_tokens = 32, None
         else:
-            from transformers import AutoTokenizer
+            from distill.checkpoints import load_tokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer = load_tokenizer(path, role="export")
             max_length = self.info["tokenizer"]["max_length"]
             self.torch_like = TransformerAdapter(None, tokenizer, max_length)
             self.pad_id = self.torch_like.pad_id

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from augment.flags import setting
+from augment.flags import check_ranges, setting
 from augment.tasks import has_gold
 from distill.batching import bucketed_batches
 from distill.losses import ce
@@ -42,17 +42,26 @@ def default_base() -> str:
 class FinetuneConfig:
     task: str
     base: str | None = setting(None, "local pretrained encoder (default: the packaged MiniLM)")
-    epochs: int = setting(1, "epochs; the best dev epoch is kept")
-    lr: float = setting(1e-4, "AdamW peak learning rate")
-    batch_size: int = setting(32, "rows per step")
-    max_length: int = setting(64, "tokens per text (pair); SST-2 sentences rarely need more")
-    warmup: float = setting(0.06, "share of steps with linear warm-up")
-    weight_decay: float = setting(0.01, "AdamW weight decay")
-    max_steps: int | None = setting(None, "stop after this many steps (smoke tests, demos)")
+    epochs: int = setting(1, "epochs; the best dev epoch is kept", minimum=1)
+    lr: float = setting(1e-4, "AdamW peak learning rate", above=0)
+    batch_size: int = setting(32, "rows per step", minimum=1)
+    max_length: int = setting(
+        64, "tokens per text (pair); SST-2 sentences rarely need more", minimum=1
+    )
+    warmup: float = setting(0.06, "share of steps with linear warm-up", minimum=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay", minimum=0)
+    max_steps: int | None = setting(
+        None, "stop after this many steps (smoke tests, demos)", minimum=1
+    )
     seed: int = setting(0, "seed of initialisation and batch order")
     allow_pickle: bool = setting(
         False, "accept a pickle .bin base checkpoint (refused by default: loading one can run code)"
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.warmup >= 1:
+            raise ValueError(f"--warmup is a share of the steps, < 1; got {self.warmup}")
 
 
 def _texts(ds) -> tuple[list[str], list[str] | None]:
@@ -63,9 +72,9 @@ def _texts(ds) -> tuple[list[str], list[str] | None]:
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
     """Train, keep the best dev epoch, save it to ``out``; returns the metrics history."""
     import torch
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
 
-    from distill.checkpoints import load_classifier
+    from distill.checkpoints import load_classifier, load_tokenizer
 
     if len(train_ds) == 0:
         raise ValueError("the training set is empty")
@@ -74,7 +83,7 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     base = cfg.base or default_base()
     regression = label_names is None
     names = list(label_names) if not regression else ["score"]
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = load_tokenizer(base, role="base model")
     model = load_classifier(
         base,
         allow_pickle=cfg.allow_pickle,

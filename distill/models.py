@@ -108,10 +108,11 @@ def transformer_student(teacher_path: str, layers: int = 3, *, allow_pickle: boo
     other encoder layer (DistilBERT's initialisation). Returns (model, tokenizer, layer map)."""
     import copy
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    from distill.checkpoints import load_classifier
+    from distill.checkpoints import load_classifier, load_tokenizer
 
+    tokenizer = load_tokenizer(teacher_path, role="teacher")
     teacher = load_classifier(teacher_path, allow_pickle=allow_pickle, role="teacher")
     cfg = copy.deepcopy(teacher.config)
     mapping = teacher_layer_map(cfg.num_hidden_layers, layers)
@@ -134,4 +135,4 @@ def transformer_student(teacher_path: str, layers: int = 3, *, allow_pickle: boo
             f"could not map the teacher onto the student: missing {missing}, "
             f"unexpected {unexpected} (architecture {type(teacher).__name__})"
         )
-    return student, AutoTokenizer.from_pretrained(teacher_path), mapping
+    return student, tokenizer, mapping

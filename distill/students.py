@@ -188,10 +188,8 @@ def load_model(path: str, *, threads: int | None = None, allow_pickle: bool = Fa
             f"{path!r} holds no student ({STUDENT_FILE}) and no "
             "transformers checkpoint (config.json)"
         )
-    from transformers import AutoTokenizer
+    from distill.checkpoints import load_classifier, load_tokenizer
 
-    from distill.checkpoints import load_classifier
-
+    tokenizer = load_tokenizer(path, role="model")
     model = load_classifier(path, allow_pickle=allow_pickle)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     return TransformerAdapter(model.eval(), tokenizer, meta.get("max_length", 128)), meta

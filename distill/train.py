@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from augment.flags import setting
+from augment.flags import check_ranges, setting
 from augment.tasks import get_task, has_gold
 from distill.batching import Ragged, bucketed_batches
 from distill.data import label_names
@@ -51,35 +51,44 @@ class TrainConfig:
         "(Hinton, DistilBERT) or ce (gold labels only)",
         choices=("mse", "kl", "ce"),
     )
-    temperature: float = setting(2.0, "kl only; the loss is scaled by T^2")
-    alpha: float = setting(0.0, "weight of the gold-label term (Tang's best: 0, soft targets)")
+    temperature: float = setting(2.0, "kl only; the loss is scaled by T^2", above=0)
+    alpha: float = setting(
+        0.0, "weight of the gold-label term (Tang's best: 0, soft targets)", minimum=0
+    )
     originals_only: bool = setting(False, "train on the source rows only (no augmented samples)")
     epochs: int = setting(
         10,
         "epochs at most (the SST-2 recipe table: these defaults repeat the first epochs of a "
         "shorter run exactly and may keep a later one; on the n_iter 20 set one seed in three "
         "kept epoch 9, +1.2 points, for a mean of 0.8872 against 0.8834 at 5 epochs)",
+        minimum=1,
     )
-    patience: int = setting(3, "stop after this many epochs without a better dev score")
+    patience: int = setting(3, "stop after this many epochs without a better dev score", minimum=1)
     optimizer: str | None = setting(
         None, "default: adadelta (bilstm, Tang), adam (transformer)", choices=("adadelta", "adam")
     )
-    lr: float | None = setting(None, "default: 1.0 for adadelta, 5e-5 for adam")
-    rho: float = setting(0.95, "adadelta's rho")
-    batch_size: int | None = setting(None, "default: 50 (Tang) for bilstm, 32 for transformer")
+    lr: float | None = setting(None, "default: 1.0 for adadelta, 5e-5 for adam", above=0)
+    rho: float = setting(0.95, "adadelta's rho", above=0)
+    batch_size: int | None = setting(
+        None, "default: 50 (Tang) for bilstm, 32 for transformer", minimum=1
+    )
     seed: int = setting(0, "seed of initialisation and batch order")
-    max_steps: int | None = setting(None, "optimiser steps per epoch at most (quick runs)")
+    max_steps: int | None = setting(
+        None, "optimiser steps per epoch at most (quick runs)", minimum=1
+    )
     # BiLSTM
     embeddings: str = setting(
         "glove",
         "glove (GloVe 6B 50d, trainable; the best measured) or random (trainable, --embed-dim)",
         choices=("random", "glove"),
     )
-    embed_dim: int = setting(300, "width of random embeddings (GloVe's is 50)")
+    embed_dim: int = setting(300, "width of random embeddings (GloVe's is 50)", minimum=1)
     hidden: int = setting(
-        150, "BiLSTM hidden size per direction (300: no better on SST-2, 2.5x the training time)"
+        150,
+        "BiLSTM hidden size per direction (300: no better on SST-2, 2.5x the training time)",
+        minimum=1,
     )
-    fc: int = setting(200, "width of the ReLU layer before the output")
+    fc: int = setting(200, "width of the ReLU layer before the output", minimum=1)
     two_channels: bool = setting(
         False, "a static and a trainable copy of the embeddings (no better on SST-2)"
     )
@@ -89,19 +98,30 @@ class TrainConfig:
         "word the transfer set never shows keeps its GloVe vector instead of [UNK] (training "
         "is unchanged; SST-2 dev: 18 of 19 students better, +0.8 points on average; 0: the "
         "set's words)",
+        minimum=0,
     )
-    dropout: float = setting(0.0, "dropout before the output layers")
-    min_count: int = setting(1, "words seen fewer times are [UNK]")
-    max_vocab: int | None = setting(None, "the most frequent words kept (default: all)")
+    dropout: float = setting(0.0, "dropout before the output layers", minimum=0)
+    min_count: int = setting(1, "words seen fewer times are [UNK]", minimum=1)
+    max_vocab: int | None = setting(None, "the most frequent words kept (default: all)", minimum=1)
     # transformer
     teacher: str | None = setting(
         None, "transformer student: the checkpoint whose embeddings and layers initialise it"
     )
-    layers: int = setting(3, "transformer student: layers kept (every other one of the teacher)")
-    max_length: int = setting(128, "transformer student: tokens per text (pair)")
+    layers: int = setting(
+        3, "transformer student: layers kept (every other one of the teacher)", minimum=1
+    )
+    max_length: int = setting(128, "transformer student: tokens per text (pair)", minimum=1)
     allow_pickle: bool = setting(
         False, "accept a pickle .bin --teacher checkpoint (refused by default: it can run code)"
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.dropout >= 1 or self.rho >= 1 or self.alpha > 1:
+            raise ValueError(
+                f"--dropout and --rho must be < 1 and --alpha <= 1, got {self.dropout}, "
+                f"{self.rho}, {self.alpha}"
+            )
 
     def resolved(self) -> TrainConfig:
         c = copy.copy(self)
@@ -308,7 +328,9 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str, *, mask_token=N
             rows = np.flatnonzero(has_gold(labels))
             if len(rows) == 0:
                 raise ValueError("loss 'ce' needs rows with gold labels; the transfer set has none")
-        history = _fit(cfg, adapter, table, lengths, rows, eval_ds, rng)
+        run_id = _run_fingerprint(cfg, lengths, rows, eval_ds)
+        resume = Checkpoint(os.path.join(out, CHECKPOINT_DIR), run_id)
+        history = _fit(cfg, adapter, table, lengths, rows, eval_ds, rng, resume)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     best_epoch = max(history, key=lambda h: main_metric(cfg.task, h["dev"]))
@@ -328,6 +350,7 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str, *, mask_token=N
     with open(os.path.join(out, "config.resolved.json"), "w") as f:
         json.dump(asdict(cfg), f, indent=2)
     _plot(history, cfg.task, os.path.join(out, "curves.png"))
+    resume.remove()  # the run is complete: the same command trains anew
     return metrics
 
 
@@ -339,14 +362,84 @@ def _lengths(table) -> np.ndarray:
     return sum(pc.list_value_length(table.column(c)).to_numpy().astype(np.int64) for c in cols)
 
 
-def _fit(cfg: TrainConfig, adapter, table, lengths, rows, eval_ds, rng) -> list[dict]:
+CHECKPOINT_DIR = ".checkpoint"  # inside --out: the last finished epoch of a run in progress
+
+
+def _run_fingerprint(cfg: TrainConfig, lengths, rows, eval_ds) -> str:
+    """What makes two runs the same run: the resolved config and the data (row lengths and
+    the rows trained on stand in for the texts; they are what the batches are cut from)."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    h.update(np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+    h.update(str(len(eval_ds)).encode())
+    return h.hexdigest()
+
+
+class Checkpoint:
+    """The training state after each finished epoch (weights, optimiser, both RNGs, history,
+    the best epoch so far), written atomically to ``folder``: a killed ``train-student`` rerun
+    with the same command resumes after the last finished epoch and ends with the weights an
+    uninterrupted run ends with (same thread count: float sums depend on it)."""
+
+    def __init__(self, folder: str, run_id: str):
+        self.folder, self.run_id = folder, run_id
+        self.path = os.path.join(folder, "state.pt")
+
+    def load(self) -> dict | None:
+        if not os.path.exists(self.path):
+            return None
+        try:
+            state = torch.load(self.path, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a bad checkpoint costs a restart, not the run
+            logger.warning(
+                "checkpoint %s can't be read (%s): training from the start", self.path, exc
+            )
+            return None
+        if state.get("run_id") != self.run_id:
+            logger.warning(
+                "checkpoint %s belongs to another run (config or data differ): training from "
+                "the start",
+                self.path,
+            )
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            torch.save(state | {"run_id": self.run_id}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _fit(
+    cfg: TrainConfig, adapter, table, lengths, rows, eval_ds, rng, resume: Checkpoint
+) -> list[dict]:
     """The epochs; leaves the best dev epoch's weights in ``adapter.model``."""
     eval_a = list(eval_ds["text_a"])
     eval_b = list(eval_ds["text_b"]) if eval_ds["text_b"][0] is not None else None
     eval_labels = list(eval_ds["label"])
     optim = _optimizer(cfg, adapter.model)
     history, best, best_state, stale = [], None, None, 0
-    for epoch in range(1, cfg.epochs + 1):
+    state = resume.load()
+    if state is not None:
+        adapter.model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        history, best, stale = state["history"], state["best"], state["stale"]
+        best_state = state["best_state"]
+        logger.info("resuming after epoch %d (from %s)", len(history), resume.path)
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        if stale >= cfg.patience:
+            break
         adapter.model.train()
         started, losses = time.time(), []
         batches = bucketed_batches(lengths[rows], cfg.batch_size, rng)
@@ -391,8 +484,20 @@ def _fit(cfg: TrainConfig, adapter, table, lengths, rows, eval_ds, rng) -> list[
             best_state = copy.deepcopy(adapter.model.state_dict())
         else:
             stale += 1
-            if stale >= cfg.patience:
-                logger.info("no better dev score for %d epochs: stopping", stale)
-                break
+        resume.save(
+            {
+                "model": adapter.model.state_dict(),
+                "optimizer": optim.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": rng.bit_generator.state,
+                "history": history,
+                "best": best,
+                "stale": stale,
+                "best_state": best_state,
+            }
+        )
+        if stale >= cfg.patience:
+            logger.info("no better dev score for %d epochs: stopping", stale)
+            break
     adapter.model.load_state_dict(best_state)
     return history

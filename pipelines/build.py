@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from augment import AugmentConfig
-from augment.flags import add_flags, from_args
+from augment.flags import OneLineParser, add_flags, from_args
 from augment.tagger import resolve_tagger
 from augment.tasks import TASKS, TaskSpec, get_task
 from pipelines import card, exchange, logits_cache, outdir, preflight
@@ -53,7 +53,7 @@ STAGES = ("read", "tagged", "sampled", "deduplicated", "teacher", "written")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="transferset build",
         description="Build a transfer set: Tang et al. augmentation of GLUE-style text, written "
         "as Arrow shards that open with datasets.load_from_disk. Any flag not listed here goes "

@@ -254,7 +254,7 @@ def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, tmp
     assert two["parameters"] - metrics["parameters"] == 50 * len(vocab.words) + 4 * 2 * 8 * 50
     assert TrainConfig(task="sst2").resolved().glove_words == 100_000  # the default
     assert TrainConfig(task="sst2", embeddings="random").resolved().glove_words == 0
-    with pytest.raises(ValueError, match="glove_words must be >= 0"):
+    with pytest.raises(ValueError, match="--glove-words must be >= 0"):
         TrainConfig(task="sst2", glove_words=-1).resolved()
 
 

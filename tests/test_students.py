@@ -285,9 +285,19 @@ def test_export_bad_arguments_are_one_line_and_status_2(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("transferset export: error:")
-    with pytest.raises(SystemExit) as exc:
-        cli_main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--format", "tflite"])
-    assert exc.value.code == 2
+    assert cli_main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--format", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice: 'x'" in err[0]
+
+
+def test_export_onto_its_own_model_folder_is_refused(trained_bilstm, capsys):
+    model = trained_bilstm[0] / "student"
+    before = sorted(p.name for p in model.iterdir())
+    for out in (model, model.parent):
+        assert cli_main(["export", str(model), "--out", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "would delete the model being exported" in err[0]
+    assert sorted(p.name for p in model.iterdir()) == before
 
 
 def test_a_plain_classifier_checkpoint_exports_with_its_label_names(tmp_path):
