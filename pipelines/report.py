@@ -218,7 +218,7 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
     with open(vocab_path) as f:
         vocab = PosVocabulary.from_json(f.read())
     config = AugmentConfig(**(aug | {"ngram_sizes": tuple(aug["ngram_sizes"])}))
-    nlp = load_tagger(manifest.get("spacy_model"), scheme=config.tag_scheme)
+    nlp = load_tagger(manifest.get("spacy_model"), scheme=config.tag_scheme, fallback=True)
     texts = [g["original"]["text_a"] for g in sources]
     tagged = list(tag_texts(nlp, texts, scheme=config.tag_scheme))
     by_length: dict[int, list[tuple[int, float]]] = {}

@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SST2 = FIX / "sst2_train.tsv"
 
 
-def fails(capsys, argv: list[str], match: str) -> str:
-    """``transferset ARGV`` exits 2 with one line on stderr that contains ``match``."""
+def fails(capsys, argv: list[str] | str, match: str) -> str:
+    """``transferset ARGV`` (a list, or a string split at spaces) exits 2 with one line on
+    stderr that contains ``match``."""
     capsys.readouterr()  # what earlier steps of the test printed
-    assert cli_main(argv) == 2
+    assert cli_main(argv.split() if isinstance(argv, str) else argv) == 2
     text = capsys.readouterr().err
     # progress bars of libraries loaded by earlier tests may share stderr; the CLI turns them off
     err = "\n".join(ln for ln in text.replace("\r", "\n").splitlines() if ln and "/s]" not in ln)
@@ -84,108 +85,29 @@ def test_a_teacher_without_tokenizer_files_is_refused_by_every_command(
     capsys, tiny_teacher, tmp_path, glue_dir
 ):
     bare = _tokenizerless(Path(tiny_teacher), tmp_path / "bare")
-    out = tmp_path / "set"
-    fails(
-        capsys,
-        [
-            "build",
-            "--task",
-            "sst2",
-            "--input",
-            str(SST2),
-            "--out",
-            str(out),
-            "--teacher",
-            str(bare),
-        ],
-        "has no tokenizer files",
-    )
-    assert not out.exists()
-    dev = str(glue_dir / "SST-2" / "dev.tsv")
-    fails(
-        capsys,
-        ["evaluate", "--model", str(bare), "--task", "sst2", "--data", dev],
-        "has no tokenizer files",
-    )
-    fails(
-        capsys,
-        [
-            "finetune-teacher",
-            "--task",
-            "sst2",
-            "--train",
-            str(SST2),
-            "--dev",
-            str(SST2),
-            "--out",
-            str(tmp_path / "ft"),
-            "--base",
-            str(bare),
-        ],
-        "has no tokenizer files",
-    )
+    out, dev = tmp_path / "set", glue_dir / "SST-2" / "dev.tsv"
+    build = f"build --task sst2 --input {SST2} --out {out} --teacher"
+    finetune = f"finetune-teacher --task sst2 --train {SST2} --dev {SST2} --out {tmp_path}/ft"
     good = tmp_path / "good"
     build_set("sst2", SST2, good, "--n-iter", "1")
-    fails(
-        capsys,
-        [
-            "train-student",
-            "--shards",
-            str(good),
-            "--task",
-            "sst2",
-            "--eval",
-            str(SST2),
-            "--out",
-            str(tmp_path / "st"),
-            "--student",
-            "transformer",
-            "--teacher",
-            str(bare),
-            "--loss",
-            "ce",
-        ],
-        "has no tokenizer files",
-    )
-    fails(capsys, ["export", str(bare), "--out", str(tmp_path / "ex")], "has no tokenizer files")
+    train = f"train-student --shards {good} --task sst2 --eval {SST2} --out {tmp_path}/st"
+    for argv in (
+        f"{build} {bare}",
+        f"evaluate --model {bare} --task sst2 --data {dev}",
+        f"{finetune} --base {bare}",
+        f"{train} --student transformer --teacher {bare} --loss ce",
+        f"export {bare} --out {tmp_path}/ex",
+    ):
+        fails(capsys, argv, "has no tokenizer files")
+    assert not out.exists()
     # a tokenizer file whose vocabulary lost its words: every word [UNK]
     from transformers import BertTokenizerFast
 
     empty = _tokenizerless(Path(tiny_teacher), tmp_path / "empty")
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(empty)
-    fails(
-        capsys,
-        [
-            "build",
-            "--task",
-            "sst2",
-            "--input",
-            str(SST2),
-            "--out",
-            str(out),
-            "--teacher",
-            str(empty),
-        ],
-        "unknown tokens of",
-    )
-    fails(
-        capsys,
-        [
-            "finetune-teacher",
-            "--task",
-            "sst2",
-            "--train",
-            str(SST2),
-            "--dev",
-            str(SST2),
-            "--out",
-            str(tmp_path / "ft"),
-            "--base",
-            str(tmp_path / "nope"),
-        ],
-        "no such folder",
-    )
+    fails(capsys, f"{build} {empty}", "unknown tokens of")
+    fails(capsys, f"{finetune} --base {tmp_path}/nope", "no such folder")
 
 
 def test_evaluate_reorders_a_relabelled_teacher_and_refuses_other_tasks(capsys, glue_dir, tmp_path):
@@ -308,47 +230,25 @@ def test_a_corrupted_part_is_rescored_in_a_real_build_with_a_warning(tiny_teache
 
 
 def test_a_read_only_or_full_cache_is_warned_about_and_the_build_succeeds(tiny_teacher, tmp_path):
-    flags = ["--n-iter", "3", "--teacher", str(tiny_teacher), "--teacher-chunk-rows", "4"]
-    ro = tmp_path / "ro"
-    with mounted("ro", ro):
-        proc = start_build(
-            [
-                "--task",
-                "sst2",
-                "--input",
-                str(SST2),
-                "--out",
-                str(tmp_path / "a"),
-                *flags,
-                "--teacher-cache",
-                str(ro),
-            ],
-            tmp_path / "log",
-        )
-        assert proc.wait(timeout=300) == 0, (tmp_path / "log").read_text()[-2000:]
-    assert "can't be written" in (tmp_path / "log").read_text()
+    flags = f"--task sst2 --input {SST2} --n-iter 3 --teacher {tiny_teacher} --teacher-chunk-rows 4"
+
+    def build(out: str, cache: Path) -> str:
+        log = tmp_path / f"{out}.log"
+        proc = start_build([*flags.split(), "--out", str(tmp_path / out), "--teacher-cache",
+                            str(cache)], log)  # fmt: skip
+        assert proc.wait(timeout=300) == 0, log.read_text()[-2000:]
+        return log.read_text()
+
+    with mounted("ro", tmp_path / "ro") as ro:
+        assert "can't be written" in build("a", ro)
     t = manifest(tmp_path / "a")["teacher"]
     assert t["scored"] == manifest(tmp_path / "a")["counts"]["written"] and t["cache_unsaved"] > 0
-    full = tmp_path / "full"
-    with mounted("tmpfs", full):
+    with mounted("tmpfs", tmp_path / "full") as full:
         with contextlib.suppress(OSError):  # leave a few KiB: parts start, then fail
             (full / "filler").write_bytes(b"\0" * (255 << 10))
-        proc = start_build(
-            [
-                "--task",
-                "sst2",
-                "--input",
-                str(SST2),
-                "--out",
-                str(tmp_path / "b"),
-                *flags,
-                "--teacher-cache",
-                str(full),
-            ],
-            tmp_path / "log2",
-        )
-        assert proc.wait(timeout=300) == 0, (tmp_path / "log2").read_text()[-2000:]
+        assert "can't be written" in build("b", full)
         assert not list(full.glob("*/.tmp-*"))  # a failed write leaves nothing behind
+    assert manifest(tmp_path / "b")["teacher"]["cache_unsaved"] > 0
     a = datasets.load_from_disk(str(tmp_path / "a"))
     b = datasets.load_from_disk(str(tmp_path / "b"))
     np.testing.assert_array_equal(np.array(a["teacher_logits"]), np.array(b["teacher_logits"]))
