@@ -29,7 +29,8 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
     from distill.evaluate import evaluate
     from distill.finetune import FinetuneConfig, finetune_teacher
     from distill.train import TrainConfig, train_student
-    from pipelines import build
+    from pipelines import BuildOptions, build_transfer_set
+    from pipelines.build import summary
     from pipelines.readers import read_examples
     from pipelines.report import write_report
 
@@ -68,33 +69,26 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
 
     t = _step(2, total, "build the transfer set (augment + teacher logits)")
     shards = os.path.join(out, "transfer_set")
-    build.run(
-        [
-            "--task",
-            "sst2",
-            "--input",
-            train_file,
-            "--out",
-            shards,
-            "--limit",
-            str(n_train),
-            "--n-iter",
-            "3" if quick else "10",
-            "--teacher",
-            teacher,
-            "--seed",
-            str(seed),
-            "--overwrite",
-        ]
+    built = build_transfer_set(
+        BuildOptions(
+            task="sst2",
+            input=train_file,
+            out=shards,
+            limit=n_train,
+            n_iter=3 if quick else 10,
+            teacher=teacher,
+            seed=seed,
+            overwrite=True,
+        )
     )
+    print(summary(built.manifest))
     print(f"    done in {time.time() - t:.0f} s")
 
     t = _step(3, total, "train BiLSTM students: gold labels only, then distilled")
     import datasets
 
     kd_set = datasets.load_from_disk(shards)
-    with open(os.path.join(shards, "manifest.json")) as f:
-        mask_token = json.load(f)["augment"]["mask_token"]
+    mask_token = built.manifest.augment["mask_token"]
     epochs = 1 if quick else 6
     students = {
         "BiLSTM, gold labels only": TrainConfig(

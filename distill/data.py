@@ -3,9 +3,6 @@ training loop reads its batches from the files, ``distill.train.encode_rows``)."
 
 from __future__ import annotations
 
-import json
-import os
-
 from augment.tasks import get_task
 
 
@@ -13,15 +10,15 @@ def load_transfer_set(path: str, task: str, *, need_logits: bool = True):
     """The shards at ``path``, checked against ``task``; returns ``(dataset, manifest)``."""
     import datasets
 
-    if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "state.json")):
+    from pipelines.transfer_set import STATE, is_transfer_set, read_manifest
+
+    if not is_transfer_set(path):
         raise FileNotFoundError(
-            f"{path!r} is not a transfer set (no state.json): run `transferset build` first"
+            f"{path!r} is not a transfer set (no {STATE}): run `transferset build` first"
         )
     ds = datasets.load_from_disk(path)
-    manifest = {}
-    if os.path.exists(os.path.join(path, "manifest.json")):
-        with open(os.path.join(path, "manifest.json")) as f:
-            manifest = json.load(f)
+    found = read_manifest(path)
+    manifest = found.to_dict() if found else {}
     built_for = manifest.get("task")
     if built_for and get_task(built_for).name != get_task(task).name:
         raise ValueError(f"{path!r} was built for task {built_for!r}, not {task!r}")

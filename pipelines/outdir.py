@@ -27,20 +27,16 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.exchange import match
+from pipelines.transfer_set import (
+    DATA_GLOB,
+    DEAD_LETTER_DIR,
+    MANIFEST,
+    SET_FILES,
+    SET_FOLDERS,
+    SET_PATTERNS,
+)
 
 logger = logging.getLogger(__name__)
-SET_FILES = (
-    "state.json",
-    "dataset_info.json",
-    "manifest.json",
-    "README.md",
-    "report.md",
-    "pos_vocabulary.json",
-)
-# cache-*.arrow: what datasets writes beside shards it maps or filters; .staging-*: folders of
-# earlier versions of the build
-SET_PATTERNS = ("data-*.arrow", "cache-*.arrow", "*.png", ".staging-*")
-SET_FOLDERS = ("dead_letter",)
 
 
 def is_local(path: str) -> bool:
@@ -65,7 +61,7 @@ def check(out: str, overwrite: bool) -> str:
     returns ``state(out)``, which the commit checks again."""
     seen = state(out)
     if not is_local(out):
-        if match(posixpath.join(out, "data-*.arrow")) and not overwrite:
+        if match(posixpath.join(out, DATA_GLOB)) and not overwrite:
             raise FileExistsError(
                 f"--out {out!r} already holds a transfer set; pass --overwrite to replace it"
             )
@@ -88,8 +84,8 @@ def check(out: str, overwrite: bool) -> str:
             f"{', ...' if len(foreign) > 5 else ''}); the build replaces the whole folder, "
             "so choose an empty or new one"
         )
-    shards = [n for n in names if fnmatch.fnmatch(n, "data-*.arrow")]
-    if (shards or "manifest.json" in names) and not overwrite:
+    shards = [n for n in names if fnmatch.fnmatch(n, DATA_GLOB)]
+    if (shards or MANIFEST in names) and not overwrite:
         raise FileExistsError(
             f"--out {out!r} already holds a transfer set ({len(shards)} shards); "
             "pass --overwrite to replace it, or choose another folder"
@@ -118,7 +114,7 @@ class Staging:
                     "removed %d staging folders of killed builds: %s", len(removed), removed
                 )
         FileSystems.mkdirs(self.work)
-        FileSystems.mkdirs(posixpath.join(self.path, "dead_letter"))
+        FileSystems.mkdirs(posixpath.join(self.path, DEAD_LETTER_DIR))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -257,15 +253,13 @@ def _remove(path: str) -> None:
 
 
 def _commit_remote(staging: str, out: str) -> None:
-    old = match(posixpath.join(out, "data-*.arrow")) + match(
-        posixpath.join(out, "dead_letter", "*")
-    )
+    old = match(posixpath.join(out, DATA_GLOB)) + match(posixpath.join(out, DEAD_LETTER_DIR, "*"))
     old += [p for p in (posixpath.join(out, n) for n in SET_FILES) if match(p)]
     if old:
         FileSystems.delete(old)
-    src = match(posixpath.join(staging, "*")) + match(posixpath.join(staging, "dead_letter", "*"))
-    src = [p for p in src if not p.rstrip("/").endswith(("/.work", "/dead_letter"))]
+    src = match(posixpath.join(staging, "*")) + match(posixpath.join(staging, DEAD_LETTER_DIR, "*"))
+    src = [p for p in src if not p.rstrip("/").endswith(("/.work", f"/{DEAD_LETTER_DIR}"))]
     dst = [posixpath.join(out, posixpath.relpath(p, staging)) for p in src]
-    FileSystems.mkdirs(posixpath.join(out, "dead_letter"))
+    FileSystems.mkdirs(posixpath.join(out, DEAD_LETTER_DIR))
     FileSystems.rename(src, dst)
     FileSystems.delete([staging])

@@ -10,7 +10,6 @@ Memory is set by those three numbers, not by the set.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from augment.seeding import stable_hash64
 from augment.tasks import has_gold
+from pipelines.transfer_set import POS_VOCABULARY, REPORT, read_manifest
 
 ROWS = 20_000  # rows read at once
 HIST_ROWS = 200_000  # rows behind the histograms, at most
@@ -210,7 +210,7 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
 
     md = ["", "## Samples kept per source", ""]
     aug = manifest.get("augment")
-    vocab_path = os.path.join(path, "pos_vocabulary.json")
+    vocab_path = os.path.join(path, POS_VOCABULARY)
     if not aug or sources[0]["original"]["text_b"] is not None:
         return md + ["Shown for single-sentence tasks (pairs augment A, B or both)."]
     if not os.path.exists(vocab_path):
@@ -297,10 +297,8 @@ def write_report(
     out = out or path
     os.makedirs(out, exist_ok=True)
     ds = datasets.load_from_disk(path)
-    manifest = {}
-    if os.path.exists(os.path.join(path, "manifest.json")):
-        with open(os.path.join(path, "manifest.json")) as f:
-            manifest = json.load(f)
+    found = read_manifest(path)
+    manifest = found.to_dict() if found else {}
     names = ds.features["label"].names if hasattr(ds.features["label"], "names") else None
     tokenize = word_tokenizer(manifest.get("augment", {}).get("mask_token", "[MASK]"))
     n_sources = manifest.get("counts", {}).get("originals_written") or max(1, len(ds))
@@ -330,7 +328,7 @@ def write_report(
         md += ["", "Details: `dead_letter/dead_letter.jsonl`."]
     else:
         md.append("None.")
-    report = os.path.join(out, "report.md")
+    report = os.path.join(out, REPORT)
     with open(report, "w") as f:
         f.write("\n".join(md) + "\n")
     return report

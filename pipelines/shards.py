@@ -22,6 +22,7 @@ from pipelines.exchange import Spilled, emit_later
 from pipelines.meter import StageMeter
 from pipelines.records import sort_indices
 from pipelines.stages import CountRows
+from pipelines.transfer_set import shard_name
 
 logger = logging.getLogger(__name__)
 RECORD_BATCH_ROWS = 10_000  # rows per Arrow record batch inside a shard
@@ -40,10 +41,6 @@ def features_for(spec: TaskSpec, with_logits: bool) -> Features:
     if with_logits:
         cols["teacher_logits"] = List(Value("float32"))
     return Features(cols)
-
-
-def shard_name(index: int, num_shards: int) -> str:
-    return f"data-{index:05d}-of-{num_shards:05d}.arrow"
 
 
 def shard_count(rows: int, num_shards: int | None, max_shard_rows: int) -> int:

@@ -75,11 +75,11 @@ def tiny_teacher(tmp_path_factory) -> Path:
 FIX = Path(__file__).parent / "fixtures" / "glue"
 
 
-def build_set(task: str, src, out, *flags: str):
-    """``transferset build --task TASK --input SRC --out OUT FLAGS...`` (returns the result)."""
-    from pipelines import build
+def build_set(task: str, src, out, **settings):
+    """``build_transfer_set`` of ``src`` into ``out`` with ``BuildOptions`` ``settings``."""
+    from pipelines import BuildOptions, build_transfer_set
 
-    return build.run(["--task", task, "--input", str(src), "--out", str(out), *flags])
+    return build_transfer_set(BuildOptions(task=task, out=str(out), input=str(src), **settings))
 
 
 def head(src: Path, dst: Path, n: int) -> Path:

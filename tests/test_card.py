@@ -14,8 +14,7 @@ from pipelines.card import size_category
 
 def test_the_card_parses_and_says_how_the_set_was_made(tiny_teacher, tmp_path):
     out = tmp_path / "set"
-    build_set("sst2", FIX / "sst2_train.tsv", out, "--n-iter", "3", "--seed", "7",
-              "--teacher", str(tiny_teacher))  # fmt: skip
+    build_set("sst2", FIX / "sst2_train.tsv", out, n_iter=3, seed=7, teacher=str(tiny_teacher))
     m = json.loads((out / "manifest.json").read_text())
     card = DatasetCard.load(out / "README.md")  # the Hugging Face parser
     data = card.data.to_dict()
@@ -39,7 +38,7 @@ def test_the_card_parses_and_says_how_the_set_was_made(tiny_teacher, tmp_path):
 
 def test_a_regression_set_without_teacher_has_a_card_too(tmp_path):
     out = tmp_path / "stsb"
-    build_set("stsb", FIX / "stsb_dev.tsv", out, "--n-iter", "2")
+    build_set("stsb", FIX / "stsb_dev.tsv", out, n_iter=2)
     data = DatasetCard.load(out / "README.md").data.to_dict()
     assert data["task_ids"] == ["semantic-similarity-scoring"]
     assert "without teacher logits" in (out / "README.md").read_text()

@@ -149,7 +149,7 @@ def sst2_kd_200(glue_dir, tmp_path_factory):
     src.write_text(
         "\n".join((glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[:201]) + "\n"
     )
-    build_set("sst2", src, root / "set", "--n-iter", "3", "--teacher", str(teacher))
+    build_set("sst2", src, root / "set", n_iter=3, teacher=str(teacher))
     return root
 
 
@@ -270,15 +270,7 @@ def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_p
 
 def test_siamese_bilstm_trains_on_mrpc_rows(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=("not_equivalent", "equivalent"))
-    build_set(
-        "mrpc",
-        FIX / "mrpc_train.tsv",
-        tmp_path / "set",
-        "--n-iter",
-        "4",
-        "--teacher",
-        str(teacher),
-    )
+    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "set", n_iter=4, teacher=str(teacher))
     train, _ = load_transfer_set(str(tmp_path / "set"), "mrpc")
     dev = train.filter(lambda r: r["is_original"])
     metrics = train_student(
@@ -300,7 +292,7 @@ def test_siamese_bilstm_trains_on_mrpc_rows(tmp_path):
 
 def test_bad_transfer_sets_fail_clearly(glue_dir, tmp_path):
     plain = tmp_path / "plain"
-    build_set("sst2", FIX / "sst2_train.tsv", plain, "--n-iter", "1")
+    build_set("sst2", FIX / "sst2_train.tsv", plain, n_iter=1)
     with pytest.raises(ValueError, match="no teacher_logits column.*--teacher"):
         load_transfer_set(str(plain), "sst2")
     assert len(load_transfer_set(str(plain), "sst2", need_logits=False)[0]) > 0

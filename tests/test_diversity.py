@@ -90,7 +90,7 @@ def test_yield_model_matches_the_recipe_over_many_draws(nlp, config):
 def test_report_has_diversity_yield_and_examples(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t")
     out = tmp_path / "set"
-    build_set("sst2", FIX / "sst2_train.tsv", out, "--n-iter", "6", "--teacher", str(teacher))
+    build_set("sst2", FIX / "sst2_train.tsv", out, n_iter=6, teacher=str(teacher))
     assert (out / "pos_vocabulary.json").exists()
     assert cli_main(["report", str(out), "--out", str(tmp_path / "r")]) == 0
     text = (tmp_path / "r" / "report.md").read_text()
@@ -114,7 +114,7 @@ def test_report_has_diversity_yield_and_examples(tmp_path):
 def test_report_on_a_regression_set(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=None)
     out = tmp_path / "set"
-    build_set("stsb", FIX / "stsb_dev.tsv", out, "--n-iter", "3", "--teacher", str(teacher))
+    build_set("stsb", FIX / "stsb_dev.tsv", out, n_iter=3, teacher=str(teacher))
     assert cli_main(["report", str(out)]) == 0
     text = (out / "report.md").read_text()
     assert "![teacher_scores](teacher_scores.png)" in text and "| distinct-2 |" in text

@@ -89,7 +89,7 @@ def test_a_teacher_without_tokenizer_files_is_refused_by_every_command(
     build = f"build --task sst2 --input {SST2} --out {out} --teacher"
     finetune = f"finetune-teacher --task sst2 --train {SST2} --dev {SST2} --out {tmp_path}/ft"
     good = tmp_path / "good"
-    build_set("sst2", SST2, good, "--n-iter", "1")
+    build_set("sst2", SST2, good, n_iter=1)
     train = f"train-student --shards {good} --task sst2 --eval {SST2} --out {tmp_path}/st"
     for argv in (
         f"{build} {bare}",
@@ -202,7 +202,8 @@ def test_a_corrupted_part_is_rescored_in_a_real_build_with_a_warning(tiny_teache
     cache = tmp_path / "cache"
     flags = ["--n-iter", "4", "--teacher", str(tiny_teacher), "--teacher-cache", str(cache)]
     flags += ["--teacher-chunk-rows", "8"]
-    build_set("sst2", SST2, tmp_path / "one", *flags)
+    build_set("sst2", SST2, tmp_path / "one", n_iter=4, teacher=str(tiny_teacher),
+              teacher_cache=str(cache), teacher_chunk_rows=8)  # fmt: skip
     parts = sorted(cache.glob("*/part-*.arrow"))
     assert len(parts) >= 2
     first = datasets.load_from_disk(str(tmp_path / "one"))
@@ -302,17 +303,7 @@ def test_rfc4180_csv_records_with_line_breaks_stay_whole(tmp_path):
     src.write_text(
         'sentence,label\n"a fine\nfilm, really",1\nplain one,0\n"said ""no""\nthen left",0\n'
     )
-    build_set(
-        "sst2",
-        src,
-        tmp_path / "set",
-        "--n-iter",
-        "1",
-        "--text-column",
-        "sentence",
-        "--label-column",
-        "label",
-    )
+    build_set("sst2", src, tmp_path / "set", n_iter=1, text_column="sentence", label_column="label")
     ds = datasets.load_from_disk(str(tmp_path / "set")).filter(lambda r: r["is_original"])
     assert sorted(ds["text_a"]) == ["a fine\nfilm, really", "plain one", 'said "no"\nthen left']
     assert sorted(ds["label"]) == [0, 0, 1]
@@ -333,8 +324,8 @@ def test_huge_rows_are_dead_lettered_in_tsv_jsonl_and_text(tmp_path):
     for name, body in cases.items():
         src = tmp_path / name
         src.write_text(body)
-        flags = ["--text-column", "sentence", "--label-column", "label"] if "json" in name else []
-        build_set("sst2", src, tmp_path / f"set-{name}", "--n-iter", "1", *flags)
+        cols = {"text_column": "sentence", "label_column": "label"} if "json" in name else {}
+        build_set("sst2", src, tmp_path / f"set-{name}", n_iter=1, **cols)
         m = manifest(tmp_path / f"set-{name}")
         assert m["counts"]["read"] == 3 and m["counts"]["originals_written"] == 2
         assert m["dead_letter_reasons"] == {"too long": 1}
@@ -345,10 +336,10 @@ def test_huge_rows_are_dead_lettered_in_tsv_jsonl_and_text(tmp_path):
 def test_compressed_inputs_read_like_plain_ones_and_bad_files_are_one_line(capsys, tmp_path):
     plain = tmp_path / "plain.tsv"
     shutil.copy(SST2, plain)
-    build_set("sst2", plain, tmp_path / "plain", "--n-iter", "2")
+    build_set("sst2", plain, tmp_path / "plain", n_iter=2)
     gz = tmp_path / "plain.tsv.gz"
     gz.write_bytes(gzip.compress(plain.read_bytes()))
-    build_set("sst2", gz, tmp_path / "gz", "--n-iter", "2", "--format", "glue")
+    build_set("sst2", gz, tmp_path / "gz", n_iter=2, format="glue")
     assert shard_bytes(tmp_path / "gz") == shard_bytes(tmp_path / "plain")
     rows = [{"sentence": "fine film", "label": 1}, {"sentence": "bad film", "label": 0}]
     jl = tmp_path / "a.jsonl.gz"
@@ -358,17 +349,7 @@ def test_compressed_inputs_read_like_plain_ones_and_bad_files_are_one_line(capsy
     for src, fmt in ((jl, "jsonl"), (cv, "csv")):
         out = tmp_path / f"set-{fmt}"
         build_set(
-            "sst2",
-            src,
-            out,
-            "--n-iter",
-            "1",
-            "--format",
-            fmt,
-            "--text-column",
-            "sentence",
-            "--label-column",
-            "label",
+            "sst2", src, out, n_iter=1, format=fmt, text_column="sentence", label_column="label"
         )
         ds = datasets.load_from_disk(str(out)).filter(lambda r: r["is_original"])
         assert sorted(ds["text_a"]) == ["bad film", "fine film"]
@@ -388,15 +369,7 @@ def test_compressed_inputs_read_like_plain_ones_and_bad_files_are_one_line(capsy
     number = tmp_path / "n.jsonl"
     number.write_text('{"sentence": 3, "label": 1}\n{"sentence": "ok film", "label": 1}\n')
     build_set(
-        "sst2",
-        number,
-        tmp_path / "num",
-        "--text-column",
-        "sentence",
-        "--label-column",
-        "label",
-        "--n-iter",
-        "1",
+        "sst2", number, tmp_path / "num", text_column="sentence", label_column="label", n_iter=1
     )
     letters = (tmp_path / "num" / "dead_letter" / "dead_letter.jsonl").read_text()
     assert "not text: text_a (column 'sentence') is a int, 3" in letters
@@ -436,7 +409,7 @@ def test_mistyped_flags_and_numbers_out_of_range_are_one_line_in_every_command(c
             "no CUDA device",
         )
     good = tmp_path / "set"
-    build_set("sst2", SST2, good, "--n-iter", "1")
+    build_set("sst2", SST2, good, n_iter=1)
     train = [
         "train-student",
         "--shards",
@@ -481,7 +454,7 @@ def test_mistyped_flags_and_numbers_out_of_range_are_one_line_in_every_command(c
 # -- lost work ------------------------------------------------------------------------------------
 def test_an_empty_overwrite_leaves_the_good_set_alone(capsys, tmp_path):
     out = tmp_path / "set"
-    build_set("sst2", SST2, out, "--n-iter", "2")
+    build_set("sst2", SST2, out, n_iter=2)
     before = shard_bytes(out), (out / "manifest.json").read_text()
     header = tsv(tmp_path / "header.tsv", [])
     unknown = tsv(tmp_path / "unknown.tsv", [("fine film", 7), ("bad film", 9)])
@@ -571,7 +544,7 @@ def test_a_killed_train_student_resumes_and_ends_with_the_same_weights(glue_dir,
     teacher = make_tiny_teacher(tmp_path / "teacher")
     src = head(glue_dir / "SST-2" / "train.tsv", tmp_path / "src.tsv", 400)
     shards = tmp_path / "set"
-    build_set("sst2", src, shards, "--n-iter", "6", "--teacher", str(teacher))
+    build_set("sst2", src, shards, n_iter=6, teacher=str(teacher))
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     proc = _train(_train_argv(shards, whole), tmp_path / "w.log")
     assert proc.wait(timeout=600) == 0, (tmp_path / "w.log").read_text()[-2000:]

@@ -17,7 +17,7 @@ from distill.train import TrainConfig, train_student
 def test_stsb_regression_teacher_and_student_on_real_rows(glue_dir, tmp_path):
     src = head(glue_dir / "STS-B" / "train.tsv", tmp_path / "stsb.tsv", 150)
     teacher = make_tiny_teacher(tmp_path / "t", labels=None, seed=1)
-    build_set("stsb", src, tmp_path / "set", "--n-iter", "3", "--teacher", str(teacher))
+    build_set("stsb", src, tmp_path / "set", n_iter=3, teacher=str(teacher))
     ds = datasets.load_from_disk(str(tmp_path / "set"))
     m = json.loads((tmp_path / "set" / "manifest.json").read_text())
     assert m["regression"] and m["counts"]["originals_written"] == 150

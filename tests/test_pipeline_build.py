@@ -15,6 +15,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from conftest import FIX, build_set, head
 
+from augment.tasks import get_task
 from pipelines import build, shards
 from pipelines.records import Row
 from pipelines.stages import DeduplicateSamples
@@ -29,7 +30,7 @@ def sst2_300(glue_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sst2_built(sst2_300, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "sst2"
-    build_set("sst2", sst2_300, out, "--n-iter", "8", "--num-shards", "3")
+    build_set("sst2", sst2_300, out, n_iter=8, num_shards=3)
     return out
 
 
@@ -121,12 +122,9 @@ def test_one_worker_and_two_processes_write_identical_bytes(sst2_300, sst2_built
         "sst2",
         sst2_300,
         out,
-        "--n-iter",
-        "8",
-        "--num-shards",
-        "3",
-        "--direct_running_mode=multi_processing",
-        "--direct_num_workers=2",
+        n_iter=8,
+        num_shards=3,
+        beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
     )
     for k in range(3):
         name = f"data-0000{k}-of-00003.arrow"
@@ -146,7 +144,7 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(tmp_path):
         b"a dull film .\t0\n"
     )
     out = tmp_path / "out"
-    build_set("sst2", src, out, "--max-tokens", "30")
+    build_set("sst2", src, out, max_tokens=30)
     dead = [
         json.loads(x) for x in (out / "dead_letter" / "dead_letter.jsonl").read_text().splitlines()
     ]
@@ -212,23 +210,12 @@ def test_a_failed_build_leaves_no_complete_looking_shard(sst2_300, tmp_path, mon
 
     monkeypatch.setattr(shards, "write_table", dying_write)
     with pytest.raises(Exception, match="injected failure"):
-        build_set("sst2", sst2_300, out, "--n-iter", "2", "--num-shards", "3", "--limit", "50")
+        build_set("sst2", sst2_300, out, n_iter=2, num_shards=3, limit=50)
     assert len(calls) >= 2
     assert glob.glob(str(out / "**" / "data-*.arrow"), recursive=True) == []
     assert not (out / "state.json").exists() and not (out / "manifest.json").exists()
     monkeypatch.setattr(shards, "write_table", real_write)
-    build_set(
-        "sst2",
-        sst2_300,
-        out,
-        "--n-iter",
-        "2",
-        "--num-shards",
-        "3",
-        "--limit",
-        "50",
-        "--overwrite",
-    )
+    build_set("sst2", sst2_300, out, n_iter=2, num_shards=3, limit=50, overwrite=True)
     assert len(datasets.load_from_disk(str(out))) == manifest(out)["counts"]["written"]
 
 
@@ -254,7 +241,7 @@ def test_deduplicate_samples_keeps_originals_then_the_smallest_id(tmp_path):
         Row("9-7", "9", "[MASK] film", None, -1, False, "mask+ngram"),  # 9 < 10: this one stays
         Row("9-1", "9", "film", None, -1, False, "ngram"),
     ]
-    schema = shards.features_for(build.get_task("sst2"), with_logits=False).arrow_schema
+    schema = shards.features_for(get_task("sst2"), with_logits=False).arrow_schema
     files = [
         spill_table(str(tmp_path), "in", rows_to_table(part, schema))
         for part in (rows[:3], rows[3:])
@@ -274,7 +261,7 @@ def test_a_glob_of_several_files_keeps_ids_apart(tmp_path):
     for name in ("part-a.tsv", "part-b.tsv"):
         (tmp_path / name).write_bytes((FIX / "sst2_train.tsv").read_bytes())
     out = tmp_path / "out"
-    build_set("sst2", tmp_path / "part-*.tsv", out, "--n-iter", "2")
+    build_set("sst2", tmp_path / "part-*.tsv", out, n_iter=2)
     originals = datasets.load_from_disk(str(out)).filter(lambda r: r["is_original"])
     assert sorted(originals["source_id"]) == sorted(
         f"part-{p}.tsv:{k}" for p in "ab" for k in range(5)

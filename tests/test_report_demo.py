@@ -30,7 +30,7 @@ def test_report_on_a_tiny_transfer_set(tmp_path):
     bad = tmp_path / "in.tsv"
     bad.write_text((FIX / "sst2_train.tsv").read_text() + "no label\t\n")
     out = tmp_path / "set"
-    build_set("sst2", bad, out, "--n-iter", "6", "--teacher", str(teacher))
+    build_set("sst2", bad, out, n_iter=6, teacher=str(teacher))
     assert cli_main(["report", str(out)]) == 0
     report = out / "report.md"
     text = report.read_text()
@@ -50,7 +50,7 @@ def test_report_on_a_tiny_transfer_set(tmp_path):
 
 def test_report_without_teacher_logits(tmp_path):
     out = tmp_path / "set"
-    build_set("sst2", FIX / "sst2_train.tsv", out, "--n-iter", "2")
+    build_set("sst2", FIX / "sst2_train.tsv", out, n_iter=2)
     assert cli_main(["report", str(out), "--out", str(tmp_path / "r")]) == 0
     report = tmp_path / "r" / "report.md"
     assert "No teacher logits" in report.read_text()

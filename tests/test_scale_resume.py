@@ -116,7 +116,7 @@ def _complete_set(out: Path) -> int:
 def test_overwrite_killed_at_any_moment_leaves_the_old_or_the_new_set(tmp_path):
     src = FIX / "sst2_train.tsv"
     out = tmp_path / "out"
-    build_set("sst2", src, out, "--n-iter", "2")
+    build_set("sst2", src, out, n_iter=2)
     args = ["--task", "sst2", "--input", str(src), "--out", str(out), "--n-iter", "3"]
     args += ["--overwrite"]
     started = time.time()
@@ -124,7 +124,7 @@ def test_overwrite_killed_at_any_moment_leaves_the_old_or_the_new_set(tmp_path):
     assert proc.wait(timeout=300) == 0
     full = time.time() - started
     assert _complete_set(out) == 3
-    build_set("sst2", src, out, "--n-iter", "2", "--overwrite")
+    build_set("sst2", src, out, n_iter=2, overwrite=True)
     seen = set()
     for frac in (0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 1.0, 1.02):
         proc = start_build(args, tmp_path / f"k{frac}")
@@ -134,9 +134,9 @@ def test_overwrite_killed_at_any_moment_leaves_the_old_or_the_new_set(tmp_path):
         n_iter = _complete_set(out)  # never an empty or half-replaced folder
         seen.add(n_iter)
         if n_iter == 3:  # the new set landed: put the old one back for the next point
-            build_set("sst2", src, out, "--n-iter", "2", "--overwrite")
+            build_set("sst2", src, out, n_iter=2, overwrite=True)
     assert seen <= {2, 3} and 2 in seen
-    build_set("sst2", src, out, "--n-iter", "2", "--overwrite")
+    build_set("sst2", src, out, n_iter=2, overwrite=True)
     assert not list(tmp_path.glob("out.staging-*"))  # killed runs' folders cleaned up
 
 
@@ -145,7 +145,7 @@ def test_out_with_other_files_is_refused(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a transfer set's.*notes.txt"):
-        build_set("sst2", FIX / "sst2_train.tsv", out, "--overwrite")
+        build_set("sst2", FIX / "sst2_train.tsv", out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
 
 
@@ -239,9 +239,8 @@ def test_a_relabelled_teacher_reuses_raw_logits_in_its_own_order(tmp_path):
     src = FIX / "sst2_train.tsv"
     for name, teacher in (("one", straight), ("two", flipped)):
         build_set(
-            "sst2", src, tmp_path / name, "--n-iter", "4", "--teacher", str(teacher),
-            "--teacher-cache", str(cache),
-        )  # fmt: skip
+            "sst2", src, tmp_path / name, n_iter=4, teacher=str(teacher), teacher_cache=str(cache)
+        )
     one, two = manifest(tmp_path / "one"), manifest(tmp_path / "two")
     assert two["teacher"]["cache_hits"] == two["counts"]["written"]  # same weights: all cached
     assert two["teacher"]["scored"] == 0 and two["teacher"]["logit_order"] == [1, 0]
@@ -259,9 +258,9 @@ def test_a_relabelled_teacher_reuses_raw_logits_in_its_own_order(tmp_path):
 def test_another_tokenizer_misses_the_cache_and_pairs_hit_it(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=("not_equivalent", "equivalent"))
     cache = tmp_path / "cache"
-    flags = ["--n-iter", "3", "--teacher-cache", str(cache)]
-    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "one", "--teacher", str(teacher), *flags)
-    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "two", "--teacher", str(teacher), *flags)
+    flags = {"n_iter": 3, "teacher_cache": str(cache)}
+    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "one", teacher=str(teacher), **flags)
+    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "two", teacher=str(teacher), **flags)
     second = manifest(tmp_path / "two")["teacher"]
     assert (
         second["scored"] == 0
@@ -272,7 +271,7 @@ def test_another_tokenizer_misses_the_cache_and_pairs_hit_it(tmp_path):
     tok = json.loads((cased / "tokenizer_config.json").read_text())
     tok["do_lower_case"] = False
     (cased / "tokenizer_config.json").write_text(json.dumps(tok))
-    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "three", "--teacher", str(cased), *flags)
+    build_set("mrpc", FIX / "mrpc_train.tsv", tmp_path / "three", teacher=str(cased), **flags)
     third = manifest(tmp_path / "three")
     assert third["teacher"]["cache_hits"] == 0
     assert third["teacher"]["scored"] == third["counts"]["written"]
@@ -309,9 +308,15 @@ def test_duplicate_ids_are_dead_lettered(tmp_path):
     )
     out = tmp_path / "out"
     build_set(
-        "sst2", src, out, "--format", "tsv", "--text-column", "text", "--label-column", "gold",
-        "--id-column", "uid", "--n-iter", "3",
-    )  # fmt: skip
+        "sst2",
+        src,
+        out,
+        format="tsv",
+        text_column="text",
+        label_column="gold",
+        id_column="uid",
+        n_iter=3,
+    )
     m = manifest(out)
     c = m["counts"]
     assert c["read"] == 7 and c["dead_lettered"] == 2 and c["originals_written"] == 5
@@ -334,10 +339,7 @@ def test_duplicate_ids_are_dead_lettered(tmp_path):
 def test_shard_count_follows_the_data_and_a_worker_holds_one_shard(glue_dir, tmp_path):
     src = head(glue_dir / "SST-2" / "train.tsv", tmp_path / "sst2.tsv", 300)
     out = tmp_path / "out"
-    build_set(
-        "sst2", src, out, "--n-iter", "8", "--max-shard-rows", "500", "--max-bucket-rows", "600",
-        "--spill-rows", "400",
-    )  # fmt: skip
+    build_set("sst2", src, out, n_iter=8, max_shard_rows=500, max_bucket_rows=600, spill_rows=400)
     m = manifest(out)
     written = m["counts"]["written"]
     shards = sorted(out.glob("data-*.arrow"))
@@ -352,10 +354,7 @@ def test_shard_count_follows_the_data_and_a_worker_holds_one_shard(glue_dir, tmp
     # dedup buckets follow the data too: 300 sources x 9 rows / 600 = 5 buckets
     assert 0 < m["max_rows_held"]["dedup_bucket"] < written / 2
     again = tmp_path / "again"  # another batching of the same data writes the same bytes
-    build_set(
-        "sst2", src, again, "--n-iter", "8", "--max-shard-rows", "500", "--batch-size", "37",
-        "--spill-rows", "1000000",
-    )  # fmt: skip
+    build_set("sst2", src, again, n_iter=8, max_shard_rows=500, batch_size=37, spill_rows=1000000)
     assert shard_bytes(again) == shard_bytes(out)
 
 
@@ -396,7 +395,7 @@ def test_portable_runner_with_external_workers_writes_the_same_set(worker_pool, 
     good = (FIX / "sst2_train.tsv").read_bytes()
     src.write_bytes(good + b"ragged\t1\t2\n \t0\nodd label\tmaybe\n")
     args = ["--task", "sst2", "--input", str(src), "--n-iter", "6", "--num-shards", "3"]
-    build_set("sst2", src, tmp_path / "local", *args[4:])
+    build_set("sst2", src, tmp_path / "local", n_iter=6, num_shards=3)
     portable = [
         "--runner=PortableRunner",
         "--job_endpoint=embed",

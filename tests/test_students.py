@@ -238,16 +238,11 @@ def test_student_uses_the_mask_token_the_set_was_built_with(tmp_path):
         "sst2",
         FIX / "sst2_train.tsv",
         tmp_path / "set",
-        "--n-iter",
-        "4",
-        "--p-mask",
-        "0.5",
-        "--p-pos",
-        "0",
-        "--mask-token",
-        "<mask>",
-        "--teacher",
-        str(teacher),
+        n_iter=4,
+        p_mask=0.5,
+        p_pos=0.0,
+        mask_token="<mask>",
+        teacher=str(teacher),
     )
     argv = ["train-student", "--shards", str(tmp_path / "set"), "--task", "sst2"]
     argv += ["--eval", str(tmp_path / "set"), "--out", str(tmp_path / "s"), "--epochs", "1"]

@@ -56,13 +56,10 @@ def test_pipeline_logits_equal_a_direct_model_call(tiny_teacher, tmp_path, worke
         "sst2",
         FIX / "sst2_train.tsv",
         out,
-        "--n-iter",
-        "4",
-        "--teacher",
-        str(tiny_teacher),
-        "--teacher-max-tokens",
-        "64",
-        *extra,
+        n_iter=4,
+        teacher=str(tiny_teacher),
+        teacher_max_tokens=64,
+        beam_args=extra,
     )
     ds, m = built(out)
     assert ds.features["teacher_logits"].feature.dtype == "float32"
@@ -79,7 +76,7 @@ def test_pipeline_logits_equal_a_direct_model_call(tiny_teacher, tmp_path, worke
 def test_pairs_are_encoded_as_pairs(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=("not_equivalent", "equivalent"))
     out = tmp_path / "out"
-    build_set("mrpc", FIX / "mrpc_train.tsv", out, "--n-iter", "3", "--teacher", str(teacher))
+    build_set("mrpc", FIX / "mrpc_train.tsv", out, n_iter=3, teacher=str(teacher))
     ds, _ = built(out)
     got = np.array(ds["teacher_logits"], dtype=np.float32)
     np.testing.assert_allclose(got, direct_logits(teacher, ds["text_a"], ds["text_b"]), atol=1e-5)
@@ -88,7 +85,7 @@ def test_pairs_are_encoded_as_pairs(tmp_path):
 def test_regression_teacher_writes_one_logit(tmp_path):
     teacher = make_tiny_teacher(tmp_path / "t", labels=None)
     out = tmp_path / "out"
-    build_set("stsb", FIX / "stsb_dev.tsv", out, "--n-iter", "2", "--teacher", str(teacher))
+    build_set("stsb", FIX / "stsb_dev.tsv", out, n_iter=2, teacher=str(teacher))
     ds, _ = built(out)
     assert all(len(x) == 1 for x in ds["teacher_logits"])
     assert ds.features["label"].dtype == "float32"
@@ -109,7 +106,7 @@ def test_reversed_labels_are_reordered(tmp_path):
 def test_label_mismatches_fail_clearly_or_need_a_map(tmp_path):
     other = make_tiny_teacher(tmp_path / "o", labels=("contradiction", "entailment"))
     with pytest.raises(ValueError, match=r"do not match the task's labels.*--label-map"):
-        build_set("sst2", FIX / "sst2_train.tsv", tmp_path / "x", "--teacher", str(other))
+        build_set("sst2", FIX / "sst2_train.tsv", tmp_path / "x", teacher=str(other))
     assert not (tmp_path / "x" / "manifest.json").exists()
     mapped = label_order(
         {0: "contradiction", 1: "entailment"},
@@ -136,17 +133,10 @@ def test_pickle_checkpoints_are_refused_unless_allowed(tiny_teacher, tmp_path):
     (pickled / "model.safetensors").unlink()
     torch.save(state, pickled / "pytorch_model.bin")
     with pytest.raises(ValueError, match="--allow-pickle"):
-        build_set("sst2", FIX / "sst2_train.tsv", tmp_path / "x", "--teacher", str(pickled))
+        build_set("sst2", FIX / "sst2_train.tsv", tmp_path / "x", teacher=str(pickled))
     out = tmp_path / "ok"
     build_set(
-        "sst2",
-        FIX / "sst2_train.tsv",
-        out,
-        "--n-iter",
-        "2",
-        "--teacher",
-        str(pickled),
-        "--allow-pickle",
+        "sst2", FIX / "sst2_train.tsv", out, n_iter=2, teacher=str(pickled), allow_pickle=True
     )
     ds, _ = built(out)
     np.testing.assert_allclose(
