@@ -147,18 +147,6 @@ def _parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
-    if not text:
-        return ()
-    pairs = []
-    for item in text.split(","):
-        task_label, sep, teacher_label = item.partition("=")
-        if not sep or not task_label.strip() or not teacher_label.strip():
-            raise ValueError(f"--label-map: expected TASK_LABEL=TEACHER_LABEL, got {item!r}")
-        pairs.append((task_label.strip(), teacher_label.strip()))
-    return tuple(pairs)
-
-
 def options_from_argv(argv: list[str] | None = None) -> BuildOptions:
     """``transferset build`` flags as ``BuildOptions`` (the unknown ones checked against Beam's)."""
     parser = build_parser()
