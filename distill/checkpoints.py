@@ -70,7 +70,11 @@ def load_tokenizer(path: str, role: str = "model"):
             f"{role} {path!r} has no tokenizer files (none of "
             f"{', '.join(TOKENIZER_VOCABULARIES)}): copy them from the checkpoint it came from"
         )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # noqa: BLE001 - a broken file, whatever the library raises
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"the tokenizer files of {role} {path!r} can't be read: {first}") from exc
     ids = tokenizer(PROBE, add_special_tokens=False)["input_ids"]
     unk = tokenizer.unk_token_id
     unknown = sum(1 for i in ids if unk is not None and i == unk)

@@ -170,7 +170,8 @@ def _records(path: str, delimiter: str, quoting: int) -> Iterator[_Record]:
             taken.append(text)
             yield text + "\n"
 
-    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting)
+    # strict: a quote left open at the end of the file is an error, not one huge field
+    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting, strict=True)
     first = 1
     while True:
         try:
@@ -179,6 +180,11 @@ def _records(path: str, delimiter: str, quoting: int) -> Iterator[_Record]:
             return
         except csv.Error as exc:
             fields, error = None, f"unparseable record: {exc}"
+            if "unexpected end of data" in str(exc):
+                error = (
+                    f"unparseable record: the quote opened on line {first} is never closed "
+                    f"({len(taken)} lines to the end of the file)"
+                )
         error = bad[0] if bad else error
         yield _Record(first, "\n".join(taken), fields if error is None else None, error)
         first = reader.line_num + 1

@@ -307,6 +307,16 @@ def test_rfc4180_csv_records_with_line_breaks_stay_whole(tmp_path):
     ds = datasets.load_from_disk(str(tmp_path / "set")).filter(lambda r: r["is_original"])
     assert sorted(ds["text_a"]) == ["a fine\nfilm, really", "plain one", 'said "no"\nthen left']
     assert sorted(ds["label"]) == [0, 0, 1]
+    # a quote left open at the end swallows no rows silently: one dead letter that says so
+    bad = tmp_path / "open.csv"
+    bad.write_text('sentence,label\ngood film,1\n"never closed,0\nnice movie,1\nok movie,0\n')
+    build_set(
+        "sst2", bad, tmp_path / "open", n_iter=1, text_column="sentence", label_column="label"
+    )
+    m = manifest(tmp_path / "open")
+    assert m["counts"]["originals_written"] == 1 and m["counts"]["dead_lettered"] == 1
+    letter = (tmp_path / "open" / "dead_letter" / "dead_letter.jsonl").read_text()
+    assert "the quote opened on line 3 is never closed (3 lines to the end of the file)" in letter
 
 
 def test_huge_rows_are_dead_lettered_in_tsv_jsonl_and_text(tmp_path):
@@ -565,3 +575,33 @@ def test_a_killed_train_student_resumes_and_ends_with_the_same_weights(glue_dir,
     one = json.loads((whole / "metrics.json").read_text())
     two = json.loads((resumed / "metrics.json").read_text())
     assert [h["train_loss"] for h in one["history"]] == [h["train_loss"] for h in two["history"]]
+
+
+def test_a_checkpoint_of_other_data_or_config_is_not_resumed():
+    """The run fingerprint covers every byte training reads: other logits (a relabelled
+    teacher), labels, rows, selection data or config start a new run."""
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from distill.train import TrainConfig, _run_fingerprint
+
+    def table(logits):
+        ids = pa.array([[1, 2], [3]], type=pa.list_(pa.int32()))
+        soft = pa.array(logits, type=pa.list_(pa.float32()))
+        return pa.table({"ids_a": ids, "label": pa.array([1, 0]), "teacher_logits": soft})
+
+    dev = datasets.Dataset.from_dict(
+        {"text_a": ["a", "b"], "text_b": [None, None], "label": [0, 1]}
+    )
+    cfg = TrainConfig(task="sst2").resolved()
+    rows = np.arange(2)
+    base = _run_fingerprint(cfg, table([[0.0, 1.0], [1.0, 0.0]]), rows, dev)
+    assert base == _run_fingerprint(cfg, table([[0.0, 1.0], [1.0, 0.0]]), rows, dev)
+    others = [
+        _run_fingerprint(cfg, table([[1.0, 0.0], [0.0, 1.0]]), rows, dev),
+        _run_fingerprint(cfg, table([[0.0, 1.0], [1.0, 0.0]]), rows[:1], dev),
+        _run_fingerprint(replace(cfg, seed=1), table([[0.0, 1.0], [1.0, 0.0]]), rows, dev),
+        _run_fingerprint(cfg, table([[0.0, 1.0], [1.0, 0.0]]), rows, dev.select([1, 0])),
+    ]
+    assert base not in others and len(set(others)) == 4
