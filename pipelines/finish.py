@@ -79,27 +79,24 @@ def _dead_letter_reasons(path: str) -> tuple[int, Counter]:
     return n, reasons
 
 
-def cache_folders(teacher: TeacherPlan, ran: dict[str, int]) -> list[str]:
-    """The cache folder each ``dtype/device`` the workers ran with reads and writes."""
+def _caches(teacher: TeacherPlan, ran: dict[str, int]) -> list[tuple[str, dict]]:
+    """``(folder, fields)`` of the cache each ``dtype/device`` the workers ran with used."""
     if teacher.cache_root is None:
         return []
     out = []
     for runtime in sorted(ran):
         dtype, _, device = runtime.partition("/")
         fields = logits_cache.runtime_fields(teacher.cache_fields, dtype, device)
-        out.append(logits_cache.cache_folder(teacher.cache_root, fields))
+        out.append((logits_cache.cache_folder(teacher.cache_root, fields), fields))
     return out
 
 
 def compact_caches(teacher: TeacherPlan, ran: dict[str, int]) -> None:
     """Merge small cache parts after the set is in place; a failure here (another build
     compacting, a full disk) costs only speed later: a warning, and the build has succeeded."""
-    for runtime, folder in zip(sorted(ran), cache_folders(teacher, ran), strict=True):
-        dtype, _, device = runtime.partition("/")
+    for folder, fields in _caches(teacher, ran):
         try:
-            logits_cache.compact(
-                folder, logits_cache.runtime_fields(teacher.cache_fields, dtype, device)
-            )
+            logits_cache.compact(folder, fields)
         except Exception as exc:  # noqa: BLE001 - the set is complete whatever happens here
             reason = preflight.one_line(exc)
             logger.warning("could not compact the logits cache %s: %s", folder, reason)
@@ -170,7 +167,7 @@ def _teacher_info(teacher: TeacherPlan, counts: dict) -> dict:
         "rows": counts.get("teacher", 0),
         "scored": counts.get("teacher_scored", 0),
         "cache_hits": counts.get("teacher_cache_hits", 0),
-        "cache_folders": cache_folders(teacher, ran),
+        "cache_folders": [folder for folder, _ in _caches(teacher, ran)],
         "cache_parts_bad": counts.get("teacher_cache_parts_bad", 0),
         "cache_unsaved": counts.get("teacher_cache_unsaved", 0),
         "cache_parts_written": counts.get("teacher_cache_parts", 0),

@@ -41,7 +41,7 @@ class BuildOptions:
 
     task: str
     out: str
-    input: str | None = None  # file or glob (local, gs://, s3://); None inside BuildTransferSet
+    input: str | None = None  # file or glob (local, gs://, s3://); required
     format: str | None = None  # default: from the file name
     text_column: str | None = None  # generic formats: the columns
     text_b_column: str | None = None
@@ -157,7 +157,7 @@ class Plan:
     """Checked options: everything the graph and the finishing step need."""
 
     spec: TaskSpec
-    paths: list[str]  # empty inside BuildTransferSet (the examples come from the pipeline)
+    paths: list[str]
     fmt: str
     columns: Columns
     augment: AugmentConfig
@@ -213,11 +213,9 @@ def _input_bytes(paths: list[str]) -> int:
 
 
 def _inputs(options: BuildOptions, spec: TaskSpec, columns: Columns) -> tuple[list[str], str]:
-    if options.input is None:
-        return [], options.format or "examples"
-    if outdir.is_local(options.input) and os.path.isdir(options.input):
-        raise ValueError(f"--input {options.input!r} is a folder: give a file or a glob")
-    paths = exchange.match(options.input)
+    if not options.input:
+        raise ValueError("BuildOptions.input (--input): give a file or a glob")
+    paths = exchange.match(options.input)  # a folder matches itself: check_input_file says so
     if not paths:
         raise FileNotFoundError(f"--input {options.input!r}: no such file")
     fmt = options.format or detect_format(paths[0], columns)
@@ -250,7 +248,6 @@ def plan(options: BuildOptions) -> Plan:
     own = own if own != AugmentConfig.mask_token else None
     mask = options.mask_token or own or (teacher and teacher.mask_token) or AugmentConfig.mask_token
     augment = dataclasses.replace(options.augment, mask_token=mask)
-    bytes_in = _input_bytes(paths) if paths else 0
     return Plan(
         spec=spec,
         paths=paths,
@@ -263,7 +260,7 @@ def plan(options: BuildOptions) -> Plan:
         overwrite=options.overwrite,
         num_shards=options.num_shards,
         limit=options.limit,
-        id_buckets=max(1, math.ceil(bytes_in / options.scale.id_bucket_bytes)),
+        id_buckets=max(1, math.ceil(_input_bytes(paths) / options.scale.id_bucket_bytes)),
         spacy_model=resolve_tagger(options.spacy_model, augment.tag_scheme),
         teacher=teacher,
         beam_args=beam_args,
