@@ -26,13 +26,7 @@ def _step(n: int, total: int, what: str) -> float:
 
 def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list[dict]:
     from augment.tasks import get_task
-    from distill.evaluate import evaluate
-    from distill.finetune import FinetuneConfig, finetune_teacher
-    from distill.train import TrainConfig, train_student
-    from pipelines import BuildOptions, build_transfer_set
-    from pipelines.build import summary
     from pipelines.readers import read_examples
-    from pipelines.report import write_report
 
     spec = get_task("sst2")
     data = _data_dir()
@@ -40,34 +34,57 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
     n_train, n_dev = (200, 100) if quick else (2000, 500)
     os.makedirs(out, exist_ok=True)
     started = time.time()
-    total = 5
     train = read_examples(train_file, spec, limit=n_train)
     dev = read_examples(dev_file, spec, limit=n_dev)
     print(
         f"transferset demo: SST-2 sample, {len(train)} train and {len(dev)} dev rows "
         f"-> {os.path.abspath(out)}{' (quick)' if quick else ''}"
     )
+    t = _step(1, 5, "fine-tune a teacher from the packaged MiniLM")
+    teacher = _teacher(out, train, dev, spec.label_names, quick, seed)
+    _done(t)
+    t = _step(2, 5, "build the transfer set (augment + teacher logits)")
+    shards, mask_token = _transfer_set(out, train_file, n_train, teacher, quick, seed)
+    _done(t)
+    t = _step(3, 5, "train BiLSTM students: gold labels only, then distilled")
+    students = _students(out, shards, dev, mask_token, quick, seed)
+    _done(t)
+    t = _step(4, 5, "evaluate on the dev rows (accuracy, CPU sentences/s)")
+    rows = _evaluate({"teacher (MiniLM, fine-tuned)": teacher, **students}, dev)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+    _done(t)
+    _step(5, 5, "write the report")
+    _report(out, shards, rows, f"Sample: {len(train)} SST-2 train rows, {len(dev)} dev rows"
+            f"{' (quick)' if quick else ''}", started)  # fmt: skip
+    return rows
 
-    t = _step(1, total, "fine-tune a teacher from the packaged MiniLM")
-    teacher = os.path.join(out, "teacher")
-    finetune_teacher(
-        FinetuneConfig(
-            task="sst2",
-            epochs=1 if quick else 2,
-            lr=1e-4,
-            batch_size=32,
-            max_length=64,
-            max_steps=8 if quick else None,
-            seed=seed,
-        ),
-        train,
-        dev,
-        spec.label_names,
-        teacher,
-    )
+
+def _done(t: float) -> None:
     print(f"    done in {time.time() - t:.0f} s")
 
-    t = _step(2, total, "build the transfer set (augment + teacher logits)")
+
+def _teacher(out: str, train, dev, label_names, quick: bool, seed: int) -> str:
+    from distill.finetune import FinetuneConfig, finetune_teacher
+
+    teacher = os.path.join(out, "teacher")
+    config = FinetuneConfig(
+        task="sst2",
+        epochs=1 if quick else 2,
+        lr=1e-4,
+        batch_size=32,
+        max_length=64,
+        max_steps=8 if quick else None,
+        seed=seed,
+    )
+    finetune_teacher(config, train, dev, label_names, teacher)
+    return teacher
+
+
+def _transfer_set(out: str, train_file: str, n_train: int, teacher: str, quick: bool, seed: int):
+    from pipelines import BuildOptions, build_transfer_set
+    from pipelines.build import summary
+
     shards = os.path.join(out, "transfer_set")
     built = build_transfer_set(
         BuildOptions(
@@ -82,36 +99,36 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
         )
     )
     print(summary(built.manifest))
-    print(f"    done in {time.time() - t:.0f} s")
+    return shards, built.manifest.augment["mask_token"]
 
-    t = _step(3, total, "train BiLSTM students: gold labels only, then distilled")
-    import datasets
 
-    kd_set = datasets.load_from_disk(shards)
-    mask_token = built.manifest.augment["mask_token"]
+def _students(out: str, shards: str, dev, mask_token: str, quick: bool, seed: int) -> dict:
+    from distill.train import TrainConfig, train_student
+    from pipelines.transfer_set import open_set
+
+    kd_set = open_set(shards)
     epochs = 1 if quick else 6
-    students = {
+    configs = {
         "BiLSTM, gold labels only": TrainConfig(
-            task="sst2",
-            loss="ce",
-            originals_only=True,
-            epochs=epochs * 2,
-            embeddings="glove",
+            task="sst2", loss="ce", originals_only=True, epochs=epochs * 2, embeddings="glove",
             seed=seed,
         ),
         "BiLSTM, distilled (augmented transfer set)": TrainConfig(
             task="sst2", loss="mse", epochs=epochs, embeddings="glove", seed=seed
         ),
-    }
+    }  # fmt: skip
     dirs = {}
-    for k, (name, cfg) in enumerate(students.items()):
+    for k, (name, cfg) in enumerate(configs.items()):
         dirs[name] = os.path.join(out, f"student-{k}")
         train_student(cfg, kd_set, dev, dirs[name], mask_token=mask_token)
-    print(f"    done in {time.time() - t:.0f} s")
+    return dirs
 
-    t = _step(4, total, "evaluate on the dev rows (accuracy, CPU sentences/s)")
+
+def _evaluate(models: dict[str, str], dev) -> list[dict]:
+    from distill.evaluate import evaluate
+
     rows = []
-    for name, path in [("teacher (MiniLM, fine-tuned)", teacher), *dirs.items()]:
+    for name, path in models.items():
         r = evaluate(path, "sst2", dev)
         rows.append(
             {
@@ -121,11 +138,12 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
                 "cpu_sentences_per_second": r["cpu_sentences_per_second"],
             }
         )
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"    done in {time.time() - t:.0f} s")
+    return rows
 
-    t = _step(5, total, "write the report")
+
+def _report(out: str, shards: str, rows: list[dict], sample: str, started: float) -> None:
+    from pipelines.report import write_report
+
     report = write_report(shards, out)
     table = ["| model | parameters | dev accuracy | CPU sentences/s |", "|---|---:|---:|---:|"]
     table += [
@@ -138,10 +156,8 @@ def run_demo(out: str = "data/demo", quick: bool = False, seed: int = 0) -> list
     with open(report, "w") as f:
         f.write(
             "# transferset demo\n\n" + "\n".join(table) + "\n\n"
-            f"Sample: {len(train)} SST-2 train rows, {len(dev)} dev rows"
-            f"{' (quick)' if quick else ''}; total {time.time() - started:.0f} s.\n\n"
+            f"{sample}; total {time.time() - started:.0f} s.\n\n"
             + body.replace("# Transfer set report", "## Transfer set report", 1)
         )
     print("\n" + "\n".join(table))
     print(f"\nreport: {os.path.abspath(report)} ({time.time() - started:.0f} s in all)")
-    return rows

@@ -34,7 +34,7 @@ from augment.tasks import get_task  # noqa: E402
 from bench._glue import glue_file  # noqa: E402
 from pipelines import build  # noqa: E402
 from pipelines.readers import read_file  # noqa: E402
-from pipelines.records import row_sort_key  # noqa: E402
+from pipelines.records import Row, row_sort_key  # noqa: E402
 from pipelines.shards import features_for, shard_name, write_table  # noqa: E402
 from pipelines.stages import deduplicate, rows_to_table  # noqa: E402
 
@@ -58,9 +58,9 @@ def _augment(examples, tagged, vocab, cfg):
         chunk = list(zip(examples[k : k + BATCH], tagged[k : k + BATCH], strict=True))
         kept = augment_batch([(ex.source_id, a, None) for ex, a in chunk], vocab=vocab, config=cfg)
         for (ex, _), samples in zip(chunk, kept, strict=True):
-            rows.append((ex.source_id, ex.source_id, ex.text_a, None, ex.label, True, ""))
+            rows.append(Row(ex.source_id, ex.source_id, ex.text_a, None, ex.label, True, ""))
             rows += [
-                (f"{ex.source_id}-{s.index}", ex.source_id, s.text_a, None, -1, False, s.ops)
+                Row(f"{ex.source_id}-{s.index}", ex.source_id, s.text_a, None, -1, False, s.ops)
                 for s in samples
             ]
     return rows
@@ -70,7 +70,7 @@ def _write(rows, out, num_shards):
     rows, _ = deduplicate(rows)
     parts = [[] for _ in range(num_shards)]
     for r in rows:
-        parts[stable_hash64(r[0]) % num_shards].append(r)
+        parts[stable_hash64(r.id) % num_shards].append(r)
     features = features_for(SPEC, with_logits=False)
     for k, part in enumerate(parts):
         part.sort(key=row_sort_key)

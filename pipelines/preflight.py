@@ -112,3 +112,47 @@ def one_line(exc: BaseException) -> str:
     line = causes[-1] if causes and len(lines) > 1 else lines[0]
     line = re.sub(r"\s*\[while running '[^']*'\]\s*$", "", line)
     return line if len(line) <= 400 else line[:400] + " ..."
+
+
+def check_columns(path: str, spec, fmt: str, columns=None) -> None:
+    """Before any work: the columns the task (or ``--text-column`` ...) names must be in the
+    file's header (its first record for JSONL, its schema for Parquet); one clear error."""
+    import csv
+    import json
+
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipelines.readers import Columns, RowBuilder, _lines, _records
+
+    columns = columns or Columns()
+    if fmt in ("glue", "tsv", "csv"):
+        delimiter, quoting = (",", csv.QUOTE_MINIMAL) if fmt == "csv" else ("\t", csv.QUOTE_NONE)
+        first = next(_records(path, delimiter, quoting), None)
+        if first is None or first.fields is None:
+            return  # empty, or a bad first line: the reader dead-letters it
+        if spec.headerless_columns and spec.text_a not in first.fields and not columns.text_a:
+            return
+        RowBuilder(spec, columns, first.fields, path)
+    elif fmt == "jsonl":
+        builder = RowBuilder(spec, columns, None, path)
+        for _, raw in _lines(path):
+            if raw.strip():
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    return  # dead-lettered by the reader
+                missing = [c for c in (builder.a, builder.b) if c and c not in record]
+                if isinstance(record, dict) and missing:
+                    raise ValueError(
+                        f"{path}: the first record has no column {missing} (its keys: "
+                        f"{sorted(record)[:12]}); is --task {spec.name} right, or name the "
+                        "columns with --text-column / --text-b-column"
+                    )
+                return
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path) as f:
+            RowBuilder(spec, columns, pq.ParquetFile(f).schema_arrow.names, path)
+    elif fmt == "text" and spec.is_pair:
+        raise ValueError(f"plain text has one sentence per line; task {spec.name} needs pairs")

@@ -73,7 +73,7 @@ def too_long(name: str, chars: int, max_chars: int) -> str:
     return f"too long: {name} has {chars:,} characters, max_chars={max_chars:,}"
 
 
-class _RowBuilder:
+class RowBuilder:
     """Turns one record's fields into an Example, or says why it can't."""
 
     def __init__(
@@ -212,9 +212,9 @@ def _delimited(
                 names = list(spec.headerless_columns)  # CoLA train/dev: no header line
             else:
                 names = fields
-                builder = _RowBuilder(spec, columns, names, path, max_chars)
+                builder = RowBuilder(spec, columns, names, path, max_chars)
                 continue
-            builder = _RowBuilder(spec, columns, names, path, max_chars)
+            builder = RowBuilder(spec, columns, names, path, max_chars)
         row_index += 1
         if not rec.text.strip():
             yield DeadLetter(path, rec.number, rec.text, "empty line")
@@ -236,7 +236,7 @@ def _delimited(
 
 
 def _jsonl(path, spec, columns, limit, max_chars) -> Iterator[Example | DeadLetter]:
-    builder = _RowBuilder(spec, columns, None, path, max_chars)
+    builder = RowBuilder(spec, columns, None, path, max_chars)
     row_index = 0
     for number, raw in _lines(path):
         if limit is not None and row_index >= limit:
@@ -271,7 +271,7 @@ def _parquet(path, spec, columns, limit, max_chars) -> Iterator[Example | DeadLe
 
     with FileSystems.open(path) as f:
         pf = pq.ParquetFile(f)
-        builder = _RowBuilder(spec, columns, pf.schema_arrow.names, path, max_chars)
+        builder = RowBuilder(spec, columns, pf.schema_arrow.names, path, max_chars)
         i = 0
         for batch in pf.iter_batches(batch_size=10_000):  # one batch in memory, not the file
             for record in batch.to_pylist():
@@ -372,39 +372,3 @@ def read_examples(
         },
         features=features,
     )
-
-
-def check_columns(path: str, spec: TaskSpec, fmt: str, columns: Columns = Columns()) -> None:
-    """Before any work: the columns the task (or ``--text-column`` ...) names must be in the
-    file's header (its first record for JSONL, its schema for Parquet); one clear error."""
-    if fmt in ("glue", "tsv", "csv"):
-        delimiter, quoting = (",", csv.QUOTE_MINIMAL) if fmt == "csv" else ("\t", csv.QUOTE_NONE)
-        first = next(_records(path, delimiter, quoting), None)
-        if first is None or first.fields is None:
-            return  # empty, or a bad first line: the reader dead-letters it
-        if spec.headerless_columns and spec.text_a not in first.fields and not columns.text_a:
-            return
-        _RowBuilder(spec, columns, first.fields, path)
-    elif fmt == "jsonl":
-        builder = _RowBuilder(spec, columns, None, path)
-        for _, raw in _lines(path):
-            if raw.strip():
-                try:
-                    record = json.loads(raw)
-                except ValueError:
-                    return  # dead-lettered by the reader
-                missing = [c for c in (builder.a, builder.b) if c and c not in record]
-                if isinstance(record, dict) and missing:
-                    raise ValueError(
-                        f"{path}: the first record has no column {missing} (its keys: "
-                        f"{sorted(record)[:12]}); is --task {spec.name} right, or name the "
-                        "columns with --text-column / --text-b-column"
-                    )
-                return
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        with FileSystems.open(path) as f:
-            _RowBuilder(spec, columns, pq.ParquetFile(f).schema_arrow.names, path)
-    elif fmt == "text" and spec.is_pair:
-        raise ValueError(f"plain text has one sentence per line; task {spec.name} needs pairs")

@@ -1,7 +1,7 @@
 """The small values that flow between pipeline stages, and how batches of them travel.
 
-Rows are plain tuples laid out like ``Row`` inside a stage (cheap to build and to pickle);
-between stages they travel as files (``exchange.py``).
+``Example`` is a source row as read, ``Row`` an output row from the augment stage on (in Arrow
+tables of the same columns once written); between stages they travel as files (``exchange.py``).
 """
 
 from __future__ import annotations
@@ -57,12 +57,9 @@ def source_sort_key(source_id: str) -> tuple:
     return 1, 0, source_id, source_id
 
 
-def row_sort_key(row: tuple) -> tuple:
-    """Natural id order: source ``9`` < ``10``; a source's original, then samples by index.
-
-    Takes any tuple laid out like ``Row`` (a row with logits appended works too).
-    """
-    return row_order_key(row[0], row[1], row[5])
+def row_sort_key(row: Row) -> tuple:
+    """Natural id order: source ``9`` < ``10``; a source's original, then samples by index."""
+    return row_order_key(row.id, row.source_id, row.is_original)
 
 
 def row_order_key(row_id: str, source_id: str, is_original: bool) -> tuple:
@@ -73,7 +70,3 @@ def sort_indices(ids: list[str], source_ids: list[str], is_original: list[bool])
     """Positions that put rows in ``row_sort_key`` order."""
     keys = [row_order_key(*r) for r in zip(ids, source_ids, is_original, strict=True)]
     return sorted(range(len(keys)), key=keys.__getitem__)
-
-
-# Field positions of a row tuple (a Row, or a plain tuple laid out like one).
-ID, SOURCE_ID, TEXT_A, TEXT_B, LABEL, IS_ORIGINAL, OPS, LOGITS = range(8)

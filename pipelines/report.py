@@ -17,59 +17,12 @@ import numpy as np
 
 from augment.seeding import stable_hash64
 from augment.tasks import has_gold
-from pipelines.transfer_set import POS_VOCABULARY, REPORT, read_manifest
+from pipelines.plots import bars, hist, plt_module, save, table
+from pipelines.transfer_set import POS_VOCABULARY, REPORT, open_set, read_manifest
 
 ROWS = 20_000  # rows read at once
 HIST_ROWS = 200_000  # rows behind the histograms, at most
 SOURCES = 2_000  # sources behind the diversity and yield numbers
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out: str, name: str) -> str:
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, name), dpi=100)
-    _plt().close(fig)
-    return name
-
-
-def _hist(out, name, title, xlabel, series: dict[str, np.ndarray], bins=30) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    values = [v for v in series.values() if len(v)]
-    edges = np.histogram_bin_edges(np.concatenate(values), bins=bins) if values else bins
-    for label, v in series.items():
-        if len(v):
-            ax.hist(v, bins=edges, alpha=0.6, label=f"{label} ({len(v)})", density=True)
-    ax.set(title=title, xlabel=xlabel, ylabel="share")
-    ax.legend()
-    return _save(fig, out, name)
-
-
-def _bars(out, name, title, groups: dict[str, dict[str, float]]) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    keys = sorted({k for g in groups.values() for k in g})
-    width = 0.8 / max(1, len(groups))
-    for j, (label, g) in enumerate(groups.items()):
-        ax.bar(np.arange(len(keys)) + j * width, [g.get(k, 0) for k in keys], width, label=label)
-    ax.set_xticks(np.arange(len(keys)) + width * (len(groups) - 1) / 2, keys, rotation=20)
-    ax.set(title=title, ylabel="share")
-    ax.legend()
-    return _save(fig, out, name)
-
-
-def _table(rows: list[tuple], header: tuple) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return lines
 
 
 class _Stream:
@@ -85,7 +38,7 @@ class _Stream:
         self.gold: Counter = Counter()
         self.agree = [0, 0]
 
-    def add_hist(self, name: str, group: str, values) -> None:
+    def addhist(self, name: str, group: str, values) -> None:
         self.hist.setdefault(name, {}).setdefault(group, []).extend(np.asarray(values).tolist())
 
     def update(self, table, tokenize) -> None:
@@ -102,7 +55,7 @@ class _Stream:
             pairs = zip(tokenize(texts_a), _tok(tokenize, texts_b), strict=True)
             lengths = np.array([len(a) + len(b or ()) for a, b in pairs])
             for group, mask in _groups(original[idx]):
-                self.add_hist("lengths", group, lengths[mask])
+                self.addhist("lengths", group, lengths[mask])
         if "teacher_logits" not in table.column_names:
             return
         import pyarrow.compute as pc
@@ -111,7 +64,7 @@ class _Stream:
         logits = flat.to_numpy().reshape(len(original), -1).astype(np.float64)
         if not self.names:
             for group, mask in _groups(original):
-                self.add_hist("scores", group, logits[mask & picked, 0])
+                self.addhist("scores", group, logits[mask & picked, 0])
             return
         z = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -124,8 +77,8 @@ class _Stream:
                 {"confidence": float(confidence[mask].sum()), "entropy": float(entropy[mask].sum())}
             )
             self.argmax[group].update(argmax[mask].tolist())
-            self.add_hist("confidence", group, confidence[mask & picked])
-            self.add_hist("entropy", group, entropy[mask & picked])
+            self.addhist("confidence", group, confidence[mask & picked])
+            self.addhist("entropy", group, entropy[mask & picked])
         labelled = original & has_gold(gold)
         self.gold.update(gold[labelled].astype(int).tolist())
         self.agree[0] += int((argmax[labelled] == gold[labelled]).sum())
@@ -192,7 +145,7 @@ def _diversity_section(groups: dict, tokenize, manifest: dict, path: str, out: s
     ]
     rows.append(("self-BLEU among a source's samples", "", _mean(sb)))
     rows.append(("BLEU of samples against their source", "", _mean(to_src)))
-    md += _table(rows, ("metric", "originals", "samples"))
+    md += table(rows, ("metric", "originals", "samples"))
     md += _yield_section(sources, manifest, path, out)
     md += _examples_section(sources)
     return md
@@ -230,14 +183,14 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
     lengths = sorted(by_length)
     measured = [np.mean([k for k, _ in by_length[n]]) for n in lengths]
     predicted = [max(0.0, np.mean([p for _, p in by_length[n]])) for n in lengths]
-    plt = _plt()
+    plt = plt_module()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(lengths, measured, "o", ms=3, label="kept (measured)")
     ax.plot(lengths, predicted, "-", label="draws surviving the drop rules (predicted)")
     ax.axhline(config.n_iter, color="grey", lw=0.8, ls=":")
     ax.set(title="samples per source", xlabel="source length (spaCy tokens)", ylabel="samples")
     ax.legend()
-    name = _save(fig, out, "yield.png")
+    name = save(fig, out, "yield.png")
     md.append(
         f"A draw is dropped when it equals its source (probability "
         f"`prod_i(1 - p_mask - p_pos + p_pos * s_i) * ((1 - p_ng) + p_ng * P(n >= L))`, "
@@ -260,7 +213,7 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
                     f"{max(0.0, np.mean([p for _, p in ks])):.2f}",
                 )
             )
-    md += _table(rows, ("source tokens", "sources", "kept per source", "predicted survivors"))
+    md += table(rows, ("source tokens", "sources", "kept per source", "predicted survivors"))
     return md
 
 
@@ -283,20 +236,19 @@ def _examples_section(sources, per_mix: int = 2) -> list[str]:
         return text.strip().replace("|", "\\|").replace("\n", " ")[:160]
 
     rows = [(mix, cell(src), cell(r)) for mix in sorted(by_mix) for src, r in by_mix[mix]]
-    return md + _table(rows, ("ops", "source", "sample"))
+    return md + table(rows, ("ops", "source", "sample"))
 
 
 def write_report(
     path: str, out: str | None = None, *, sources: int = SOURCES, seed: int = 0
 ) -> str:
     """Write ``report.md`` and its PNGs into ``out`` (default: the transfer set folder)."""
-    import datasets
 
     from augment import word_tokenizer
 
     out = out or path
     os.makedirs(out, exist_ok=True)
-    ds = datasets.load_from_disk(path)
+    ds = open_set(path)
     found = read_manifest(path)
     manifest = found.to_dict() if found else {}
     names = ds.features["label"].names if hasattr(ds.features["label"], "names") else None
@@ -324,7 +276,7 @@ def write_report(
     reasons = manifest.get("dead_letter_reasons")
     md += ["", "## Dead letters", ""]
     if reasons:
-        md += _table(sorted(reasons.items(), key=lambda kv: -kv[1]), ("reason", "rows"))
+        md += table(sorted(reasons.items(), key=lambda kv: -kv[1]), ("reason", "rows"))
         md += ["", "Details: `dead_letter/dead_letter.jsonl`."]
     else:
         md.append("None.")
@@ -335,7 +287,7 @@ def write_report(
 
 
 def _summary(path: str, manifest: dict, stream: _Stream, out: str) -> list[str]:
-    rows, names = stream.rows, stream.names
+    rows = stream.rows
     total_rows = rows["originals"] + rows["samples"]
     md = [f"# Transfer set report: `{os.path.abspath(path)}`", ""]
     md += [
@@ -352,38 +304,48 @@ def _summary(path: str, manifest: dict, stream: _Stream, out: str) -> list[str]:
     counts = manifest.get("counts", {})
     if counts:
         md += ["", "## Counts per stage", ""]
-        md += _table([(k, f"{v:,}") for k, v in counts.items()], ("stage", "rows"))
+        md += table([(k, f"{v:,}") for k, v in counts.items()], ("stage", "rows"))
     md += ["", "## Mix of ops (samples)", ""]
     total = max(1, sum(stream.ops.values()))
-    md += _table(
+    md += table(
         [(k or "(none)", f"{v:,}", f"{v / total:.1%}") for k, v in stream.ops.most_common()],
         ("ops", "samples", "share"),
     )
 
-    def series(name: str) -> dict[str, np.ndarray]:
-        h = stream.hist.get(name, {})
-        return {g: np.asarray(h.get(g, [])) for g in ("originals", "samples")}
-
-    def image(name: str) -> str:
-        return f"![{name.removesuffix('.png')}]({name})"
-
     md += ["", "## Lengths (student tokens)", ""]
-    md.append(image(_hist(out, "lengths.png", "lengths", "tokens", series("lengths"))))
+    md.append(_image(hist(out, "lengths.png", "lengths", "tokens", _series(stream, "lengths"))))
     if not stream.hist.get("scores") and not stream.sums["originals"]:
         return md + ["", "No teacher logits in this transfer set (built without `--teacher`)."]
-    md += ["", "## Teacher", ""]
+    return md + ["", "## Teacher", "", *_teacher_section(stream, out)]
+
+
+def _series(stream: _Stream, name: str) -> dict[str, np.ndarray]:
+    h = stream.hist.get(name, {})
+    return {g: np.asarray(h.get(g, [])) for g in ("originals", "samples")}
+
+
+def _image(name: str) -> str:
+    return f"![{name.removesuffix('.png')}]({name})"
+
+
+def _teacher_section(stream: _Stream, out: str) -> list[str]:
+    rows, names = stream.rows, stream.names
+    image = _image
+
+    def series(name: str) -> dict[str, np.ndarray]:
+        return _series(stream, name)
+
+    md: list[str] = []
     if not names:
         return md + [
-            image(_hist(out, "teacher_scores.png", "teacher output", "score", series("scores")))
+            image(hist(out, "teacher_scores.png", "teacher output", "score", series("scores")))
         ]
     title = "teacher confidence (max softmax)"
     md.append(
-        image(_hist(out, "teacher_confidence.png", title, "probability", series("confidence")))
+        image(hist(out, "teacher_confidence.png", title, "probability", series("confidence")))
     )
     md.append("")
-    md.append(
-        image(_hist(out, "teacher_entropy.png", "teacher entropy", "nats", series("entropy")))
-    )
+    md.append(image(hist(out, "teacher_entropy.png", "teacher entropy", "nats", series("entropy"))))
     md += [""]
     table = []
     for g in ("originals", "samples"):
@@ -391,7 +353,7 @@ def _summary(path: str, manifest: dict, stream: _Stream, out: str) -> list[str]:
         if n:
             s = stream.sums[g]
             table.append((g, f"{n:,}", f"{s['confidence'] / n:.3f}", f"{s['entropy'] / n:.3f}"))
-    md += _table(table, ("rows", "count", "mean confidence", "mean entropy (nats)"))
+    md += table(table, ("rows", "count", "mean confidence", "mean entropy (nats)"))
 
     def shares(counter: Counter) -> dict[str, float]:
         total = max(1, sum(counter.values()))
@@ -403,9 +365,9 @@ def _summary(path: str, manifest: dict, stream: _Stream, out: str) -> list[str]:
     if rows["samples"]:
         dist["teacher (samples)"] = shares(stream.argmax["samples"])
     md.append("")
-    md.append(image(_bars(out, "label_distribution.png", "label distribution", dist)))
+    md.append(image(bars(out, "label_distribution.png", "label distribution", dist)))
     md += [""]
-    md += _table(
+    md += table(
         [(k, *(f"{v[n]:.1%}" for n in names)) for k, v in dist.items()], ("label mix", *names)
     )
     if stream.agree[1]:

@@ -8,6 +8,7 @@ import logging
 import math
 import posixpath
 import time
+from collections import Counter
 
 import apache_beam as beam
 import numpy as np
@@ -59,8 +60,17 @@ def shard_of(ids: list[str], num_shards: int) -> np.ndarray:
     return np.fromiter((stable_hash64(i) % num_shards for i in ids), np.int64, count=len(ids))
 
 
-def write_table(table: pa.Table, path: str) -> None:
-    exchange.write_table(path, table, max_chunksize=RECORD_BATCH_ROWS)
+def write_table(table: pa.Table, path: str, features: Features | None = None) -> None:
+    """One shard: an Arrow IPC stream, or (``.parquet``) a Parquet file whose schema metadata
+    carries the ``datasets`` Features, as ``Dataset.to_parquet`` writes them."""
+    if not path.endswith(".parquet"):
+        exchange.write_table(path, table, max_chunksize=RECORD_BATCH_ROWS)
+        return
+    import pyarrow.parquet as pq
+
+    meta = {b"huggingface": json.dumps({"info": {"features": features.to_dict()}}).encode()}
+    with FileSystems.create(path) as f:
+        pq.write_table(table.replace_schema_metadata(meta), f, row_group_size=RECORD_BATCH_ROWS)
 
 
 class _SplitFn(beam.DoFn):
@@ -80,8 +90,9 @@ class _SplitFn(beam.DoFn):
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, schema: pa.Schema):
-        self.directory, self.schema = directory, schema
+    def __init__(self, directory: str, features: Features, shard_format: str):
+        self.directory, self.features, self.shard_format = directory, features, shard_format
+        self.schema = features.arrow_schema
 
     def setup(self):
         self.stage = StageMeter("written")
@@ -93,8 +104,8 @@ class _WriteShardFn(beam.DoFn):
         paths = [h.path for h in handles if h is not None]
         table = sort_table(exchange.read_tables(paths, self.schema))
         self.held.update(table.num_rows)
-        name = shard_name(index, num_shards)
-        write_table(table, posixpath.join(self.directory, name))
+        name = shard_name(index, num_shards, self.shard_format)
+        write_table(table, posixpath.join(self.directory, name), self.features)
         self.stage.done(table.num_rows, started)
         yield name, table.num_rows
 
@@ -116,10 +127,12 @@ class WriteArrowShards(beam.PTransform):
         work: str,
         num_shards: int | None,
         max_shard_rows: int,
+        shard_format: str = "arrow",
     ):
         super().__init__()
         self.directory, self.features, self.work = directory, features, work
         self.num_shards, self.max_shard_rows = num_shards, max_shard_rows
+        self.shard_format = shard_format
 
     def expand(self, handles):
         n, cap = self.num_shards, self.max_shard_rows
@@ -137,7 +150,8 @@ class WriteArrowShards(beam.PTransform):
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard"
             >> beam.ParDo(
-                _WriteShardFn(self.directory, self.features.arrow_schema), num_shards=num_shards
+                _WriteShardFn(self.directory, self.features, self.shard_format),
+                num_shards=num_shards,
             )
         )
 
@@ -181,16 +195,17 @@ class _MergeDeadLettersFn(beam.DoFn):
         self.path = path
 
     def process(self, parts):
-        n = 0
+        reasons: Counter = Counter()
         with FileSystems.create(self.path) as f:
             for r in heapq.merge(*(_lines(p) for p in sorted(parts)), key=_dead_key):
                 f.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
-                n += 1
-        yield n
+                reasons[r["reason"].split(":")[0]] += 1
+        yield dict(sorted(reasons.items()))
 
 
 class WriteDeadLetters(beam.PTransform):
-    """All dead letters, sorted, as one JSONL file (written even when empty).
+    """All dead letters, sorted, as one JSONL file (written even when empty); returns one
+    element, the count of each reason (the text before its first colon).
 
     Each bundle writes a sorted part; one worker merges the parts' lines as streams, so no
     process holds the dead letters, only the list of part names.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import posixpath
 import time
 
 import apache_beam as beam
@@ -25,170 +24,19 @@ from augment import (
     tag_texts,
 )
 from augment.seeding import stable_hash64
-from augment.tasks import TaskSpec
 from pipelines import exchange
 from pipelines.exchange import KeyedSpill, Spilled, emit_later
 from pipelines.meter import StageMeter, counter
-from pipelines.readers import Columns, read_file
-from pipelines.records import (
-    IS_ORIGINAL,
-    TEXT_A,
-    TEXT_B,
-    DeadLetter,
-    Example,
-    row_order_key,
-    sort_indices,
-)
+from pipelines.read_stage import DEAD
+from pipelines.records import DeadLetter, Example, Row, row_order_key, sort_indices
 from pipelines.settings import ScaleConfig
 
 logger = logging.getLogger(__name__)
-DEAD = "dead_letter"
 VOCAB = "vocabulary"
 
 
 def astuple(s: TaggedSentence) -> tuple:
     return s.tokens, s.spaces, s.tags
-
-
-# -- read ---------------------------------------------------------------------------------------
-class _ReadFileFn(beam.DoFn):
-    """A file -> examples spilled by id bucket (so duplicate ids meet), and dead letters."""
-
-    def __init__(self, spec, fmt, columns, limit, prefix_ids, work, id_buckets, scale, max_chars):
-        self.spec, self.fmt, self.columns, self.max_chars = spec, fmt, columns, max_chars
-        self.limit, self.prefix_ids = limit, prefix_ids
-        self.work, self.id_buckets, self.scale = work, id_buckets, scale
-
-    def setup(self):
-        self.stage = StageMeter("read")
-        self.dead = counter("dead_lettered")
-
-    def process(self, path: str):
-        started = time.perf_counter()
-        parts: dict[int, list[tuple]] = {}
-        held = n = 0
-        items = read_file(path, self.spec, self.fmt, self.columns, self.limit, self.max_chars)
-        for item in items:
-            n += 1
-            if isinstance(item, DeadLetter):
-                self.dead.inc()
-                yield beam.pvalue.TaggedOutput(DEAD, item)
-                continue
-            if self.prefix_ids:  # several input files: row numbers alone would collide
-                item = item._replace(source_id=f"{posixpath.basename(path)}:{item.source_id}")
-            parts.setdefault(stable_hash64(item.source_id) % self.id_buckets, []).append(
-                tuple(item)
-            )
-            held += 1
-            if held >= self.scale.spill_rows:
-                yield from self._flush(parts)
-                parts, held = {}, 0
-        yield from self._flush(parts)
-        self.stage.done(n, started)
-
-    def _flush(self, parts):
-        for bucket in sorted(parts):
-            yield bucket, exchange.write_pickle(self.work, f"read-{bucket:05d}", parts[bucket])
-
-
-class _CheckIdsFn(beam.DoFn):
-    """One id bucket: later rows with an id seen before are dead-lettered; the rest leave in
-    batches of ``batch_size``, in (file, line) order."""
-
-    def __init__(self, work: str, batch_size: int):
-        self.work, self.batch_size = work, batch_size
-
-    def setup(self):
-        self.dead = counter("dead_lettered")
-        self.duplicates = counter("duplicate_ids")
-
-    def process(self, element):
-        _, handles = element
-        rows = [Example(*t) for h in sorted(handles) for t in exchange.read_pickle(h.path)]
-        rows.sort(key=lambda ex: (ex.source, ex.line_number, ex.source_id))
-        first: dict[str, Example] = {}
-        batch: list[tuple] = []
-        for ex in rows:
-            seen = first.get(ex.source_id)
-            if seen is not None:
-                self.dead.inc()
-                self.duplicates.inc()
-                raw = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"
-                yield beam.pvalue.TaggedOutput(
-                    DEAD,
-                    DeadLetter(
-                        ex.source,
-                        ex.line_number,
-                        raw,
-                        f"duplicate id: {ex.source_id!r} was already used by line "
-                        f"{seen.line_number} of {seen.source}",
-                    ),
-                )
-                continue
-            first[ex.source_id] = ex
-            batch.append(tuple(ex))
-            if len(batch) >= self.batch_size:
-                yield exchange.write_pickle(self.work, "examples", batch)
-                batch = []
-        if batch:
-            yield exchange.write_pickle(self.work, "examples", batch)
-
-
-class ReadExamples(beam.PTransform):
-    """Files -> handles of ``Example`` batch files (main) and ``DeadLetter``s (``dead_letter``).
-
-    Rows meet by a hash of their id so that a duplicate id (``--id-column``) is caught and
-    dead-lettered: two rows with one id would share a row id and a random stream.
-    """
-
-    def __init__(
-        self,
-        paths: list[str],
-        spec: TaskSpec,
-        fmt: str,
-        columns: Columns,
-        limit: int | None,
-        work: str,
-        id_buckets: int,
-        scale: ScaleConfig,
-        max_chars: int | None = None,
-    ):
-        super().__init__()
-        self.paths, self.spec, self.fmt, self.max_chars = paths, spec, fmt, max_chars
-        self.columns, self.limit = columns, limit
-        self.work, self.id_buckets, self.scale = work, id_buckets, scale
-
-    def expand(self, pbegin):
-        parsed = (
-            pbegin
-            | "ListFiles" >> beam.Create(self.paths)
-            | "ParseFiles"
-            >> beam.ParDo(
-                _ReadFileFn(
-                    self.spec,
-                    self.fmt,
-                    self.columns,
-                    self.limit,
-                    len(self.paths) > 1,
-                    self.work,
-                    self.id_buckets,
-                    self.scale,
-                    self.max_chars,
-                )
-            ).with_outputs(DEAD, main="spilled")
-        )
-        checked = (
-            parsed.spilled
-            | "GroupById" >> beam.GroupByKey()
-            | "CheckIds"
-            >> beam.ParDo(_CheckIdsFn(self.work, self.scale.batch_size)).with_outputs(
-                DEAD, main="batches"
-            )
-        )
-        # one bucket is checked by one worker: spread its batches before the expensive stages
-        batches = checked.batches | "Distribute" >> beam.Reshuffle()
-        dead = (parsed[DEAD], checked[DEAD]) | "ReadDeadLetters" >> beam.Flatten()
-        return batches, dead
 
 
 # -- tag ----------------------------------------------------------------------------------------
@@ -206,7 +54,7 @@ class _TagFn(beam.DoFn):
 
     def process(self, handle: Spilled):
         started = time.perf_counter()
-        batch = [Example(*t) for t in exchange.read_pickle(handle.path)]
+        batch: list[Example] = exchange.read_pickle(handle.path)
         pairs = batch[0].text_b is not None
         texts = [ex.text_a for ex in batch] + ([ex.text_b for ex in batch] if pairs else [])
         tagged = list(tag_texts(self.nlp, texts, scheme=self.scheme, batch_size=len(texts)))
@@ -233,7 +81,7 @@ class _TagFn(beam.DoFn):
             vocab.add(a)
             if b is not None:
                 vocab.add(b)
-            out.append((tuple(ex), astuple(a), astuple(b) if b is not None else None))
+            out.append((ex, astuple(a), astuple(b) if b is not None else None))
         self.stage.done(len(out), started)
         if out:
             yield exchange.write_pickle(self.work, "tagged", out)
@@ -311,30 +159,41 @@ class _AugmentFn(beam.DoFn):
     def start_bundle(self):
         self.spill = KeyedSpill(self.work, "rows-", self.scale.spill_rows)
 
+    def _neighbours(self, vocab: PosVocabulary):
+        """The corpus words' GloVe neighbours, built once per worker (``--p-nbr`` only)."""
+        if self.config.p_nbr == 0:
+            return None
+        if getattr(self, "_nbr", None) is None:
+            from augment.neighbours import Neighbours
+
+            self._nbr = Neighbours.glove(vocab.compiled.words, self.config.nbr_k)
+        return self._nbr
+
     def process(self, handle: Spilled, vocab: PosVocabulary, sources: int):
         started = time.perf_counter()
         batch = [
-            (Example(*ex), TaggedSentence(*a), TaggedSentence(*b) if b is not None else None)
+            (ex, TaggedSentence(*a), TaggedSentence(*b) if b is not None else None)
             for ex, a, b in exchange.read_pickle(handle.path)
         ]
         samples = augment_batch(
-            [(ex.source_id, a, b) for ex, a, b in batch], vocab=vocab, config=self.config
+            [(ex.source_id, a, b) for ex, a, b in batch],
+            vocab=vocab,
+            config=self.config,
+            neighbours=self._neighbours(vocab),
         )
         buckets = dedup_buckets(sources, self.config.n_iter, self.scale.max_bucket_rows)
-        parts: dict[int, list[tuple]] = {}
+        parts: dict[int, list[Row]] = {}
         n = 0
-        unlabelled = self.unlabelled
         for (ex, _, _), kept in zip(batch, samples, strict=True):
             sid = ex.source_id
-            rows = [(sid, sid, ex.text_a, ex.text_b, ex.label, True, "")]
+            rows = [Row(sid, sid, ex.text_a, ex.text_b, ex.label, True, "")]
             rows += [
-                (f"{sid}-{s.index}", sid, s.text_a, s.text_b, unlabelled, False, s.ops)
+                Row(f"{sid}-{s.index}", sid, s.text_a, s.text_b, self.unlabelled, False, s.ops)
                 for s in kept
             ]
             for row in rows:
-                parts.setdefault(
-                    stable_hash64(text_key(row[TEXT_A], row[TEXT_B])) % buckets, []
-                ).append(row)
+                bucket = stable_hash64(text_key(row.text_a, row.text_b)) % buckets
+                parts.setdefault(bucket, []).append(row)
             n += len(kept)
         self.drawn.inc(len(batch) * self.config.n_iter)
         for bucket in sorted(parts):
@@ -377,14 +236,12 @@ class AugmentExamples(beam.PTransform):
 
 
 # -- dedup ----------------------------------------------------------------------------------------
-def rows_to_table(rows: list, schema: pa.Schema) -> pa.Table:
-    """Row tuples (``Row``, or ``Row`` + logits) -> a table of ``schema``."""
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
-    if len(columns) != len(schema.names):
-        raise ValueError(f"rows have {len(columns)} fields, the schema {len(schema.names)}")
+def rows_to_table(rows: list[Row], schema: pa.Schema) -> pa.Table:
+    """``Row``s -> a table of ``schema`` (its columns are ``Row``'s fields, by name)."""
+    if list(schema.names) != list(Row._fields):
+        raise ValueError(f"schema {schema.names} is not laid out like Row {Row._fields}")
     return pa.Table.from_arrays(
-        [pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)],
-        schema=schema,
+        [pa.array([getattr(r, f.name) for r in rows], type=f.type) for f in schema], schema=schema
     )
 
 
@@ -413,10 +270,12 @@ def kept_positions(
     return keep
 
 
-def deduplicate(rows: list[tuple]) -> tuple[list[tuple], int]:
-    """Row tuples with distinct texts (``kept_positions``), and how many were dropped."""
-    cols = list(zip(*rows, strict=True)) if rows else [[]] * 7
-    keep = kept_positions(cols[0], cols[1], cols[TEXT_A], cols[TEXT_B], cols[IS_ORIGINAL])
+def deduplicate(rows: list[Row]) -> tuple[list[Row], int]:
+    """``Row``s with distinct texts (``kept_positions``), and how many were dropped."""
+    keep = kept_positions(
+        [r.id for r in rows], [r.source_id for r in rows], [r.text_a for r in rows],
+        [r.text_b for r in rows], [r.is_original for r in rows],
+    )  # fmt: skip
     return [rows[i] for i in keep], len(rows) - len(keep)
 
 

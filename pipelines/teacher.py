@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from augment.flags import check_ranges, setting
+from distill.batching import token_budget_batches
 from distill.checkpoints import label_order, load_classifier, load_tokenizer, weights_file
 
 logger = logging.getLogger(__name__)
@@ -72,24 +73,6 @@ def weights_sha256(path: str, allow_pickle: bool = False) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
-
-
-def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length whose padded size fits the budget."""
-    order = np.argsort(lengths, kind="stable")
-    batches, start = [], 0
-    n = len(order)
-    while start < n:
-        end = start + 1
-        while (
-            end < n
-            and end - start < max_batch
-            and (end - start + 1) * lengths[order[end]] <= max_tokens
-        ):
-            end += 1
-        batches.append(order[start:end])
-        start = end
-    return batches
 
 
 def resolve_device_dtype(config: TeacherConfig):

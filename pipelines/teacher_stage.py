@@ -89,14 +89,22 @@ def logits_column(logits: np.ndarray) -> pa.Array:
 
 
 class TeacherModelHandler(ModelHandler):
-    """Beam's ``ModelHandler`` for our teacher: an example is one chunk of rows (an Arrow table).
+    """Beam's ``ModelHandler`` for our teacher: an example is one chunk of rows, an Arrow table
+    with ``text_a`` and ``text_b`` (or a ``TeacherChunk``); the inference, its logits in the
+    task's label order (``task_labels``; ``None`` for regression), one row per text.
 
     ``RunInference`` loads the model once per process and hands us one chunk per call
     (``max_batch_size=1``): the chunk is already the batch unit, cut by ``teacher_chunk_rows``
     and token-budget batched inside ``Teacher`` by length, which ``BatchElements`` can't do.
     """
 
-    def __init__(self, config: TeacherConfig, task_labels, cache_root, cache_fields):
+    def __init__(
+        self,
+        config: TeacherConfig,
+        task_labels: tuple[str, ...] | None,
+        cache_root: str | None = None,
+        cache_fields: dict | None = None,
+    ):
         super().__init__(min_batch_size=1, max_batch_size=1)
         self.config, self.task_labels = config, task_labels
         self.cache_root, self.cache_fields = cache_root, cache_fields
@@ -111,10 +119,11 @@ class TeacherModelHandler(ModelHandler):
         if not model.reported:  # metrics count inside bundles only, not in load_model
             model.reported = True
             self._meters.bad_parts.inc(len(model.cache.bad))
-        return [PredictionResult(chunk, self._score(chunk, model)) for chunk in batch]
+        chunks = [c if isinstance(c, TeacherChunk) else TeacherChunk(c, c.num_rows) for c in batch]
+        return [PredictionResult(chunk, self._score(chunk, model)) for chunk in chunks]
 
     def get_num_bytes(self, batch) -> int:
-        return sum(chunk.rows.nbytes for chunk in batch)
+        return sum((c.rows if isinstance(c, TeacherChunk) else c).nbytes for c in batch)
 
     def get_metrics_namespace(self) -> str:
         return "transferset_teacher"
@@ -125,7 +134,8 @@ class TeacherModelHandler(ModelHandler):
         rows = chunk.rows
         m, teacher, cache = self._meters, model.teacher, model.cache
         texts_a = rows.column("text_a").to_pylist()
-        texts_b = rows.column("text_b").to_pylist()
+        has_b = "text_b" in rows.column_names
+        texts_b = rows.column("text_b").to_pylist() if has_b else [None] * rows.num_rows
         pairs = texts_b[0] is not None
         keys = [cache_key(a, b) for a, b in zip(texts_a, texts_b, strict=True)]
         found, raw = cache.lookup(keys, teacher.raw_width)

@@ -14,7 +14,9 @@ import os
 import posixpath
 from dataclasses import asdict, dataclass, field, fields
 
-DATA_GLOB = "data-*.arrow"  # the shards: Arrow IPC streams, datasets' own format
+SHARD_FORMATS = ("arrow", "parquet")  # Arrow IPC streams (datasets' own format), or Parquet
+DATA_GLOB = "data-*.arrow"  # the shards of the default format; data_glob(fmt) for either
+DATA_GLOBS = tuple(f"data-*.{fmt}" for fmt in SHARD_FORMATS)
 DATASET_INFO = "dataset_info.json"
 STATE = "state.json"  # what datasets.load_from_disk reads
 MANIFEST = "manifest.json"
@@ -26,12 +28,18 @@ DEAD_LETTER = f"{DEAD_LETTER_DIR}/dead_letter.jsonl"
 # everything a set's folder may hold: the build replaces such a folder whole, and refuses
 # one with anything else in it; cache-*.arrow are what datasets writes beside shards it maps
 SET_FILES = (STATE, DATASET_INFO, MANIFEST, CARD, REPORT, POS_VOCABULARY)
-SET_PATTERNS = (DATA_GLOB, "cache-*.arrow", "*.png", ".staging-*")
+SET_PATTERNS = (*DATA_GLOBS, "cache-*.arrow", "*.png", ".staging-*")
 SET_FOLDERS = (DEAD_LETTER_DIR,)
 
 
-def shard_name(index: int, num_shards: int) -> str:
-    return f"data-{index:05d}-of-{num_shards:05d}.arrow"
+def shard_name(index: int, num_shards: int, shard_format: str = "arrow") -> str:
+    return f"data-{index:05d}-of-{num_shards:05d}.{shard_format}"
+
+
+def data_glob(shard_format: str) -> str:
+    """The glob of a set's shards: ``data-*.arrow`` (not ``*.arrow``, which also matches the
+    ``cache-*.arrow`` files a later ``Dataset.map`` writes beside them) or ``data-*.parquet``."""
+    return f"data-*.{shard_format}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class Manifest:
     counts: Counts
     limit: int | None = None
     num_shards: int = 0
+    shard_format: str = "arrow"
     scale: dict = field(default_factory=dict)  # ScaleConfig's fields
     max_rows_held: dict = field(default_factory=dict)
     teacher: dict | None = None  # path, weights, cache key, id2label, what the workers ran ...
@@ -89,8 +98,15 @@ class Manifest:
 
 
 def read_manifest(folder: str) -> Manifest | None:
-    """A local set's manifest (``None`` for a folder without one, e.g. ``save_to_disk``'s)."""
-    path = os.path.join(folder, MANIFEST)
+    """A set's manifest (``None`` for a folder without one, e.g. ``save_to_disk``'s)."""
+    path = posixpath.join(folder, MANIFEST)
+    if "://" in folder:
+        from apache_beam.io.filesystems import FileSystems
+
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path) as f:
+            return Manifest.from_dict(json.loads(f.read().decode("utf-8")))
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
@@ -98,7 +114,28 @@ def read_manifest(folder: str) -> Manifest | None:
 
 
 def is_transfer_set(folder: str) -> bool:
-    return os.path.isdir(folder) and os.path.exists(os.path.join(folder, STATE))
+    """A folder ``open_set`` opens: Arrow shards with ``state.json``, or Parquet shards with
+    a manifest."""
+    if not os.path.isdir(folder):
+        return False
+    if os.path.exists(os.path.join(folder, STATE)):
+        return True
+    found = read_manifest(folder)
+    return found is not None and found.shard_format == "parquet"
+
+
+def open_set(folder: str):
+    """A local set as a ``datasets.Dataset``, whichever its shard format: Arrow shards are
+    memory-mapped in place (``load_from_disk``), Parquet shards are read by ``datasets``'
+    Parquet loader (its Features, ClassLabel names included, come from the files)."""
+    import glob
+
+    import datasets
+
+    if os.path.exists(os.path.join(folder, STATE)):
+        return datasets.load_from_disk(folder)
+    files = sorted(glob.glob(os.path.join(glob.escape(folder), data_glob("parquet"))))
+    return datasets.load_dataset("parquet", data_files=files, split="train")
 
 
 def _write_json(path: str, obj) -> None:
@@ -109,9 +146,9 @@ def _write_json(path: str, obj) -> None:
 
 
 def write_set_files(folder: str, manifest: Manifest, features) -> None:
-    """The JSON files and the card beside the shards ``manifest.shards`` names, so that
-    ``datasets.load_from_disk(folder)`` opens them (its ``dataset_info.json`` and
-    ``state.json``, as ``Dataset.save_to_disk`` writes them)."""
+    """The JSON files and the card beside the shards ``manifest.shards`` names: for Arrow
+    shards, ``dataset_info.json`` and ``state.json`` as ``Dataset.save_to_disk`` writes them,
+    so that ``datasets.load_from_disk(folder)`` opens the set."""
     from apache_beam.io.filesystems import FileSystems
 
     from pipelines import card
@@ -128,18 +165,19 @@ def write_set_files(folder: str, manifest: Manifest, features) -> None:
             "license": "",
         },
     )
-    _write_json(
-        posixpath.join(folder, STATE),
-        {
-            "_data_files": [{"filename": s} for s in shards],
-            "_fingerprint": fingerprint.hexdigest()[:16],
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": None,
-        },
-    )
+    if manifest.shard_format == "arrow":  # load_from_disk reads Arrow streams only
+        _write_json(
+            posixpath.join(folder, STATE),
+            {
+                "_data_files": [{"filename": s} for s in shards],
+                "_fingerprint": fingerprint.hexdigest()[:16],
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": None,
+            },
+        )
     _write_json(posixpath.join(folder, MANIFEST), manifest.to_dict())
     with FileSystems.create(posixpath.join(folder, CARD)) as f:
         f.write(card.render(manifest.to_dict()).encode("utf-8"))

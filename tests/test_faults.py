@@ -23,8 +23,9 @@ import pytest
 from conftest import FIX, build_set, head, make_tiny_teacher
 from test_scale_resume import SHARED_TEACHER, kill_group, manifest, shard_bytes, start_build
 
-from pipelines import logits_cache
-from pipelines.logits_cache import LogitsCache, cache_key, compact, write_part
+from pipelines import cache_compaction, logits_cache
+from pipelines.cache_compaction import compact
+from pipelines.logits_cache import LogitsCache, cache_key, write_part
 from transferset_cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,8 +195,8 @@ def test_truncated_empty_garbage_and_flipped_parts_are_moved_aside_and_the_rest_
     assert found.tolist() == [False] * 400 + [True] * 100
     np.testing.assert_array_equal(got[400:], logits[400:])
     # killed writers' temporary files are swept once they are old; a live one is left alone
-    assert logits_cache.sweep_temporary(str(folder)) == []
-    assert len(logits_cache.sweep_temporary(str(folder), older_than_s=0)) == 1
+    assert cache_compaction.sweep_temporary(str(folder)) == []
+    assert len(cache_compaction.sweep_temporary(str(folder), older_than_s=0)) == 1
 
 
 def test_a_corrupted_part_is_rescored_in_a_real_build_with_a_warning(tiny_teacher, tmp_path):
@@ -286,7 +287,7 @@ def test_compaction_concurrent_with_a_reader_loses_nothing(tmp_path):
         write_part(str(folder), keys[k : k + 20], logits[k : k + 20], fields)
     listed = logits_cache.parts(str(folder))  # a reader lists the folder ...
     code = (
-        f"from pipelines.logits_cache import compact; import sys; "
+        f"from pipelines.cache_compaction import compact; import sys; "
         f"sys.exit(0 if compact({str(folder)!r}, {fields!r}) == 16 else 1)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

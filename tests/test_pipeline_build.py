@@ -74,20 +74,9 @@ def test_rows_are_sorted_and_sharded_by_id(sst2_built):
 
     for k in range(3):
         part = datasets.Dataset.from_file(str(sst2_built / f"data-0000{k}-of-00003.arrow"))
-        rows = list(
-            zip(
-                part["id"],
-                part["source_id"],
-                part["text_a"],
-                part["text_b"],
-                part["label"],
-                part["is_original"],
-                part["ops"],
-                strict=True,
-            )
-        )
+        rows = [Row(**r) for r in part.select_columns(list(Row._fields))]
         assert rows == sorted(rows, key=row_sort_key)
-        assert all(stable_hash64(r[0]) % 3 == k for r in rows)
+        assert all(stable_hash64(r.id) % 3 == k for r in rows)
 
 
 def test_mrpc_pairs(glue_dir, tmp_path):

@@ -22,8 +22,9 @@ import pytest
 from conftest import FIX, build_set, head, make_tiny_teacher
 
 from pipelines import logits_cache
-from pipelines.logits_cache import LogitsCache, cache_key, compact, write_part
-from pipelines.records import row_sort_key, source_sort_key
+from pipelines.cache_compaction import compact
+from pipelines.logits_cache import LogitsCache, cache_key, write_part
+from pipelines.records import Row, row_sort_key, source_sort_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TEACHER = ROOT.parent / "shared" / "models" / "sst2-minilm"
@@ -289,7 +290,7 @@ def test_sort_keys_are_total_and_never_raise():
     order = next(iter(orders))
     assert order[:6] == ("0", "007", "07", "7", "9", "10")  # by value, then by spelling
     assert order[6] == "1" * 40 and set(order[7:]) == {"²", "x", "a7"}
-    rows = [("007", "007", "", None, 0, True, ""), ("7", "7", "", None, 0, True, "")]
+    rows = [Row("007", "007", "", None, 0, True, ""), Row("7", "7", "", None, 0, True, "")]
     assert sorted(rows, key=row_sort_key) == sorted(rows[::-1], key=row_sort_key)
 
 
