@@ -119,7 +119,11 @@ def _evaluate(argv: list[str]) -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--task", required=True, help=_TASK_HELP)
     ap.add_argument("--data", required=True, help="labelled file or transfer set folder")
-    ap.add_argument("--out", help="metrics JSON (default: MODEL/eval-<data name>.json)")
+    ap.add_argument(
+        "--out",
+        help="metrics JSON (default: beside the model folder, MODEL-eval-<data name>.json; "
+        "never inside it, so an export folder stays as exported)",
+    )
     ap.add_argument("--threads", type=int, help="torch threads for the speed measurement")
     ap.add_argument(
         "--batch-size",
@@ -150,9 +154,8 @@ def _evaluate(argv: list[str]) -> int:
         batch_size=args.batch_size,
         allow_pickle=args.allow_pickle,
     )
-    out = args.out or os.path.join(
-        args.model, f"eval-{os.path.basename(os.path.normpath(args.data))}.json"
-    )
+    data_name = os.path.basename(os.path.normpath(args.data))
+    out = args.out or f"{os.path.normpath(args.model)}-eval-{data_name}.json"
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))

@@ -59,9 +59,9 @@ def with_glove_words(student, n: int):
     from dataclasses import replace
 
     from distill import Student
+    from distill.glove import add_glove_words, glove_vectors
     from distill.models import BiLSTMStudent
     from distill.students import BiLSTMAdapter
-    from distill.train import add_glove_words, glove_vectors
 
     old = student.adapter.model
     if old.cfg.frozen_words or old.cfg.two_channels:

@@ -19,9 +19,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Prediction:
+    """What ``Student.predict`` returns, one row per input text (pair), in input order."""
+
     logits: np.ndarray  # (rows, labels) float32; regression: (rows, 1)
     labels: list[str] | None  # the argmax label's name per row; None for regression
     scores: np.ndarray | None  # regression: the predicted score per row; None otherwise
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """Softmax of the logits, ``(rows, labels)``; None for regression."""
+        if self.labels is None:
+            return None
+        z = self.logits - self.logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
 
 
 class Student:
@@ -35,6 +46,22 @@ class Student:
         self.label_names: list[str] | None = label_names(adapter, meta)
         self.task: str | None = meta.get("task")
         self.kind: str = meta.get("kind", "transformers")
+        self.path: str | None = meta.get("path")
+
+    def __repr__(self) -> str:
+        labels = "regression" if self.label_names is None else f"labels={self.label_names}"
+        pairs = {True: ", pairs", False: ", single sentences", None: ""}[self.is_pair]
+        where = f", path={self.path!r}" if self.path else ""
+        return f"Student(task={self.task!r}, kind={self.kind!r}, {labels}{pairs}{where})"
+
+    @property
+    def is_pair(self) -> bool | None:
+        """Whether the student reads sentence pairs (its task's); None when it does not say."""
+        if not self.task:
+            return None
+        from augment.tasks import get_task
+
+        return get_task(self.task).is_pair
 
     @classmethod
     def load(cls, path: str, *, threads: int | None = None, quantize: bool = False) -> Student:
@@ -42,17 +69,12 @@ class Student:
         export is quantized when exported (``--quantize``)."""
         import torch
 
-        from distill.students import load_model
-
         if threads:
             torch.set_num_threads(threads)
         adapter, meta = load_model(path, threads=threads)
+        meta = meta | {"path": path}
         if quantize:
-            if adapter.model is None:
-                raise ValueError(
-                    f"{path!r} is an ONNX export: quantize it with `transferset export --quantize`"
-                )
-            adapter.model = quantize_dynamic(adapter.model)
+            adapter = adapter.quantized()
             meta = meta | {"kind": f"{meta.get('kind', 'transformers')}-int8"}
         return cls(adapter, meta)
 
@@ -61,13 +83,21 @@ class Student:
         return self.label_names is None
 
     def predict(self, texts, texts_b=None, *, batch_size: int | None = None) -> Prediction:
+        """Logits, label names (or scores) of ``texts`` (a list, tuple or numpy array of
+        strings), with ``texts_b`` the second sentences for a pair task's student."""
         from distill.students import predict
 
         if isinstance(texts, str) or (texts_b is not None and isinstance(texts_b, str)):
             raise TypeError("predict takes lists of texts; wrap a single text in a list")
-        texts = list(texts)
+        texts = _strings(texts, "texts")
+        if texts_b is not None and self.is_pair is False:
+            raise ValueError(
+                f"this student reads single sentences ({self.task}): texts_b would be ignored"
+            )
+        if texts_b is None and self.is_pair:
+            raise ValueError(f"this student reads sentence pairs ({self.task}): give texts_b")
         if texts_b is not None:
-            texts_b = list(texts_b)
+            texts_b = _strings(texts_b, "texts_b")
             if len(texts_b) != len(texts):
                 raise ValueError(f"{len(texts)} texts but {len(texts_b)} second texts")
         if not texts:
@@ -82,9 +112,30 @@ class Student:
         return Prediction(logits, [names[i] for i in logits.argmax(axis=1)], None)
 
 
-def quantize_dynamic(model):
-    """int8 weights for the LSTM and linear layers, activations quantized on the fly."""
-    import torch
-    from torch import nn
+def _strings(texts, name: str) -> list[str]:
+    """A list of Python strings from a list, tuple, generator or numpy array of strings."""
+    out = [t.item() if isinstance(t, np.generic) else t for t in (
+        texts.tolist() if isinstance(texts, np.ndarray) else texts
+    )]  # fmt: skip
+    bad = next((t for t in out if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name} must be strings, got a {type(bad).__name__}: {bad!r}")
+    return out
 
-    return torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+
+def load_model(path: str, *, threads: int | None = None, allow_pickle: bool = False):
+    """What a folder holds, behind the adapter protocol (``distill.students.StudentAdapter``):
+    an export (``transferset export``: ONNX Runtime), a trained student, or any local HF
+    sequence classifier. Returns ``(adapter, meta)``."""
+    import os
+
+    from distill.export import EXPORT_FILE, OnnxAdapter
+    from distill.students import load_trained
+
+    if os.path.exists(os.path.join(path, EXPORT_FILE)):
+        adapter = OnnxAdapter(path, threads=threads)
+        info = adapter.info
+        return adapter, {"task": info["task"], "label_names": info["label_names"]} | {
+            "kind": f"{info['kind']}-onnx" + ("-int8" if info["quantized"] else "")
+        }
+    return load_trained(path, allow_pickle=allow_pickle)

@@ -5,6 +5,25 @@ from __future__ import annotations
 import numpy as np
 
 
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
+    """Indices sorted by length, cut into batches of at most ``max_batch`` rows whose padded
+    size (rows x longest length) stays within ``max_tokens``; a row longer than the budget
+    is a batch of its own. The teacher's and the students' inference batching."""
+    order = np.argsort(lengths, kind="stable")
+    batches, start, n = [], 0, len(order)
+    while start < n:
+        end = start + 1
+        while (
+            end < n
+            and end - start < max_batch
+            and (end - start + 1) * lengths[order[end]] <= max_tokens
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
 def bucketed_batches(
     lengths: np.ndarray,
     batch_size: int,
@@ -20,16 +39,10 @@ def bucketed_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if rng is None:
+        if max_tokens is not None:
+            return token_budget_batches(lengths, max_tokens, batch_size)
         order = np.argsort(lengths, kind="stable")
-        if max_tokens is None:
-            return [order[k : k + batch_size] for k in range(0, n, batch_size)]
-        batches, start = [], 0
-        for end in range(1, n + 1):
-            full = end - start == batch_size
-            if end == n or full or (end - start + 1) * lengths[order[end]] > max_tokens:
-                batches.append(order[start:end])
-                start = end
-        return batches
+        return [order[k : k + batch_size] for k in range(0, n, batch_size)]
     perm = rng.permutation(n)
     batches = []
     step = batch_size * bucket

@@ -137,3 +137,15 @@ def label_order(
         f"{role} labels {names} do not match the task's labels {list(task_labels)}; pass "
         "--label-map TASK_LABEL=TEACHER_LABEL,... if they mean the same things"
     )
+
+
+def apply_umask(folder: str) -> None:
+    """Give the files a save wrote into ``folder`` the mode of any new file (0666 less the
+    umask): safetensors writes through a private temporary file, mode 0600, so a model saved by
+    one user could not be served by another."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.chmod(path, 0o666 & ~mask)

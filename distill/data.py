@@ -8,15 +8,14 @@ from augment.tasks import get_task
 
 def load_transfer_set(path: str, task: str, *, need_logits: bool = True):
     """The shards at ``path``, checked against ``task``; returns ``(dataset, manifest)``."""
-    import datasets
 
-    from pipelines.transfer_set import STATE, is_transfer_set, read_manifest
+    from pipelines.transfer_set import STATE, is_transfer_set, open_set, read_manifest
 
     if not is_transfer_set(path):
         raise FileNotFoundError(
             f"{path!r} is not a transfer set (no {STATE}): run `transferset build` first"
         )
-    ds = datasets.load_from_disk(path)
+    ds = open_set(path)
     found = read_manifest(path)
     manifest = found.to_dict() if found else {}
     built_for = manifest.get("task")

@@ -6,11 +6,12 @@ import time
 
 import torch
 
+from distill.api import load_model
 from distill.checkpoints import label_order
 from distill.data import check_labels, label_names
 from distill.export import label_names as model_label_names
 from distill.metrics import score_logits
-from distill.students import load_model, num_parameters, predict
+from distill.students import num_parameters, predict
 
 
 def evaluate(

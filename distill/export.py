@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.students import BiLSTMAdapter, TransformerAdapter, load_model, num_parameters
+from distill.checkpoints import apply_umask
+from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained, num_parameters
 
 EXPORT_FILE = "export.json"
 OPSET = 17
@@ -157,9 +158,9 @@ def export_model(
             f"--out {out!r} is the model folder {model_dir!r} or holds it (or sits inside it): "
             "--overwrite would delete the model being exported; choose another folder"
         )
-    adapter, meta = load_model(model_dir, allow_pickle=allow_pickle)
-    if isinstance(adapter, OnnxAdapter):
+    if os.path.exists(os.path.join(model_dir, EXPORT_FILE)):
         raise ValueError(f"{model_dir!r} is already an export")
+    adapter, meta = load_trained(model_dir, allow_pickle=allow_pickle)
     if os.path.exists(out) and os.listdir(out):
         if not overwrite:
             raise ValueError(f"{out!r} is not empty (pass --overwrite to replace it)")
@@ -192,7 +193,7 @@ def export_model(
         tokenizer = {"kind": "transformers", "max_length": adapter.max_length}
     else:  # pragma: no cover - load_model returns one of the two
         raise TypeError(type(adapter).__name__)
-    inputs = _onnx_inputs(adapter, enc, idx)
+    inputs = adapter.onnx_feed(enc, idx)
     with torch.inference_mode():
         expected = adapter.forward(enc, idx).float().numpy()
     if module is None:  # the BiLSTM: its graph is written directly
@@ -222,6 +223,7 @@ def export_model(
         "tokenizer": tokenizer,
         "quantized": quantize,
         "parameters": num_parameters(adapter),  # of the trained model
+        "contract": contract(adapter, names, tokenizer, label_names(adapter, meta)),
         "source": os.path.abspath(model_dir),
         "max_abs_diff_vs_torch": fp32_diff,  # the fp32 graph, on probe_texts()
     }
@@ -229,13 +231,66 @@ def export_model(
         info["max_abs_diff_quantized_vs_torch"] = _max_diff(onnx_path, inputs, expected)
     with open(os.path.join(out, EXPORT_FILE), "w") as f:
         json.dump(info, f, indent=2)
+    apply_umask(out)
     return info
+
+
+def contract(adapter, inputs: list[str], tokenizer: dict, labels: list[str] | None) -> dict:
+    """What a client needs to feed the graph without this repository: how text becomes ids,
+    the inputs and the output, by name, dtype and shape (README: *Serving without this repo*)."""
+    width = len(labels) if labels else 1
+    what = f"raw logits in the order {labels}" if labels else "the score (regression)"
+    out = [{"name": "logits", "dtype": "float32", "shape": ["batch", width], "is": what}]
+    if tokenizer["kind"] == "spacy-words":
+        mask = tokenizer["mask_token"]
+        steps = [
+            f"put one space before and after every occurrence of {mask!r} in the text",
+            f"split with spaCy's tokenizer for English (spacy.blank('en'), spaCy "
+            f"{tokenizer['spacy_version']}) with {mask!r} added as a special case "
+            "(tokenizer.add_special_case(mask, [{ORTH: mask}])): one token",
+            "drop the tokens that are whitespace only (token.is_space)",
+            (f"lowercase every token (token.lower_) except {mask!r}, compared before lowercasing"
+             if tokenizer["lowercase"] else "keep every token's case"),
+            "a token's id is 3 + its index in vocab.json's \"words\"; [PAD] is 0, [UNK] 1, "
+            f"{mask!r} 2; a token not in the list is 1",
+            "a text with no tokens left is one [UNK] (length 1)",
+        ]  # fmt: skip
+        rows = [("ids", "int64", ["batch", "seq"], "token ids, each row padded with 0 at its end"),
+                ("lengths", "int64", ["batch"], "tokens in each row (>= 1)")]  # fmt: skip
+        if "ids_b" in inputs:
+            rows += [("ids_b", "int64", ["batch", "seq_b"], "the second text's ids, as ids"),
+                     ("lengths_b", "int64", ["batch"], "the second text's lengths")]  # fmt: skip
+        return {
+            "tokenize": steps,
+            "vocabulary": {
+                "file": "vocab.json",
+                "key": "words",
+                "first_id": 3,
+                "pad_id": 0,
+                "unk_id": 1,
+                "mask_id": 2,
+            },  # fmt: skip
+            "inputs": [{"name": n, "dtype": d, "shape": s, "is": w} for n, d, s, w in rows],
+            "outputs": out,
+        }
+    steps = [
+        "tokenize with the Hugging Face tokenizer saved here (tokenizer.json: the `tokenizers` "
+        f"library's Tokenizer.from_file), truncated to {tokenizer['max_length']} tokens, "
+        "special tokens added; a pair is encoded as one input",
+    ]
+    whats = {"input_ids": "token ids, padded with the tokenizer's pad id",
+             "attention_mask": "1 for real tokens, 0 for padding",
+             "token_type_ids": "0 for the first text, 1 for the second"}  # fmt: skip
+    inputs_ = [
+        {"name": n, "dtype": "int64", "shape": ["batch", "seq"], "is": whats[n]} for n in inputs
+    ]
+    return {"tokenize": steps, "inputs": inputs_, "outputs": out}
 
 
 def label_names(adapter, meta: dict) -> list[str] | None:
     """The student's label names; a plain classifier checkpoint's from its ``id2label``."""
     names = meta.get("label_names")
-    config = getattr(adapter.model, "config", None)
+    config = getattr(getattr(adapter, "model", None), "config", None)
     if names is None and config is not None and config.num_labels > 1:
         names = [config.id2label[i] for i in range(config.num_labels)]
     return names
@@ -260,25 +315,6 @@ def _spacy_version() -> str:
     return spacy.__version__
 
 
-def _onnx_inputs(adapter, enc, idx) -> dict:
-    """The graph's named inputs for rows ``idx`` of an encoding."""
-    if isinstance(adapter, BiLSTMAdapter) or adapter.kind == "bilstm":
-        ids, lengths = enc["ids_a"].rows(idx)
-        feed = {"ids": ids, "lengths": lengths}
-        if "ids_b" in enc:
-            ids, lengths = enc["ids_b"].rows(idx)
-            feed |= {"ids_b": ids, "lengths_b": lengths}
-        return feed
-    ids, lengths = enc["input_ids"].rows(idx, pad=adapter.pad_id)
-    feed = {
-        "input_ids": ids,
-        "attention_mask": (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64),
-    }
-    if "token_type_ids" in enc:
-        feed["token_type_ids"] = enc["token_type_ids"].rows(idx)[0]
-    return feed
-
-
 def _session(path: str, threads: int | None = None):
     import onnxruntime as ort
 
@@ -296,8 +332,6 @@ def _max_diff(onnx_path: str, inputs: dict, expected: np.ndarray) -> float:
 
 class OnnxAdapter:
     """An exported student behind the same interface as the torch adapters."""
-
-    model = None
 
     def __init__(self, path: str, threads: int | None = None):
         self.path = path
@@ -321,7 +355,6 @@ class OnnxAdapter:
             tokenizer = load_tokenizer(path, role="export")
             max_length = self.info["tokenizer"]["max_length"]
             self.torch_like = TransformerAdapter(None, tokenizer, max_length)
-            self.pad_id = self.torch_like.pad_id
             self.eval_batch_size = TransformerAdapter.eval_batch_size
             self.eval_max_tokens = TransformerAdapter.eval_max_tokens
 
@@ -332,9 +365,19 @@ class OnnxAdapter:
         return self.torch_like.lengths(enc)
 
     def forward(self, enc, idx) -> torch.Tensor:
-        feed = _onnx_inputs(self, enc, idx)
-        feed = {k: v for k, v in feed.items() if k in self.input_names}
+        feed = {k: v for k, v in self.onnx_feed(enc, idx).items() if k in self.input_names}
         return torch.from_numpy(self.session.run(["logits"], feed)[0])
+
+    def onnx_feed(self, enc, idx) -> dict:
+        return self.torch_like.onnx_feed(enc, idx)
+
+    def eval(self) -> None:
+        pass  # an ONNX graph has no training mode
 
     def num_parameters(self) -> int:
         return int(self.info["parameters"])
+
+    def quantized(self) -> OnnxAdapter:
+        raise ValueError(
+            f"{self.path!r} is an ONNX export: quantize it with `transferset export --quantize`"
+        )

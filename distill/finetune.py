@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,9 +17,10 @@ import numpy as np
 from augment.flags import check_ranges, setting
 from augment.tasks import has_gold
 from distill.batching import bucketed_batches
+from distill.checkpoints import apply_umask
+from distill.loop import run_epochs
 from distill.losses import ce
 from distill.metrics import main_metric, score_logits
-from distill.progress import progress
 from distill.students import TransformerAdapter, predict
 
 logger = logging.getLogger(__name__)
@@ -115,46 +115,41 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     ]
     optim = torch.optim.AdamW(groups, lr=cfg.lr)
     sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup * total), total)
-    history, best, step = [], None, 0
+    history, box = [], {"best": None, "step": 0}
     rows = np.flatnonzero(keep)
-    for epoch in range(cfg.epochs):
+
+    def batches(_epoch: int):
         model.train()
-        started, losses = time.time(), []
-        bar = progress(
-            bucketed_batches(lengths[rows], cfg.batch_size, rng),
-            f"finetune epoch {epoch + 1}/{cfg.epochs}",
-        )
-        for idx in bar:
-            if step >= total:
-                break
-            target = torch.tensor(
-                labels[rows[idx]], dtype=torch.float32 if regression else torch.long
-            )
-            loss = ce(adapter.forward(enc, rows[idx]), target)  # (MSE for regression)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
-            sched.step()
-            optim.zero_grad()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-            step += 1
-        dev = score_logits(cfg.task, predict(adapter, *_texts(dev_ds)), list(dev_ds["label"]))
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(np.mean(losses)) if losses else None,
-                "dev": dev,
-                "seconds": round(time.time() - started, 1),
-            }
-        )
-        logger.info("epoch %d: dev %s", epoch + 1, dev)
-        if best is None or main_metric(cfg.task, dev) > best:
-            best = main_metric(cfg.task, dev)
+        return bucketed_batches(lengths[rows], cfg.batch_size, rng)
+
+    def step(idx) -> float | None:
+        if box["step"] >= total:
+            return None
+        target = torch.tensor(labels[rows[idx]], dtype=torch.float32 if regression else torch.long)
+        loss = ce(adapter.forward(enc, rows[idx]), target)  # (MSE for regression)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad()
+        box["step"] += 1
+        return loss.item()
+
+    def evaluate() -> dict:
+        return score_logits(cfg.task, predict(adapter, *_texts(dev_ds)), list(dev_ds["label"]))
+
+    def after(record: dict) -> bool:
+        history.append(record)
+        logger.info("epoch %d: dev %s", record["epoch"], record["dev"])
+        if box["best"] is None or main_metric(cfg.task, record["dev"]) > box["best"]:
+            box["best"] = main_metric(cfg.task, record["dev"])
             model.save_pretrained(out, safe_serialization=True)
             tokenizer.save_pretrained(out)
-        if step >= total:
-            break
+            apply_umask(out)
+        return box["step"] < total
+
+    run_epochs("finetune", 1, cfg.epochs, batches, step, evaluate, after)
+    best = box["best"]
     with open(os.path.join(out, "finetune.json"), "w") as f:
         json.dump({"config": asdict(cfg) | {"base": base}, "history": history}, f, indent=2)
     return {"history": history, "best": best}

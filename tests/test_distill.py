@@ -12,10 +12,11 @@ import pytest
 import torch
 from conftest import FIX, build_set, make_tiny_teacher
 
+from distill.api import load_model
 from distill.data import check_labels, load_transfer_set
 from distill.losses import ce, distillation_loss, kl, mse
 from distill.models import teacher_layer_map, transformer_student
-from distill.students import load_model, predict
+from distill.students import predict
 from distill.train import TrainConfig, train_student
 from transferset_cli import main as cli_main
 
@@ -62,7 +63,7 @@ def test_alpha_mixes_hard_and_soft_over_the_labelled_rows_only():
 
 
 # -- students --------------------------------------------------------------------------------------
-def test_transformer_student_starts_from_every_other_teacher_layer(tmp_path):
+def test_transformer_student_starts_from_distilberts_choice_of_teacher_layers(tmp_path):
     import transformers
 
     teacher_dir = make_tiny_teacher(tmp_path / "t")
@@ -72,7 +73,15 @@ def test_transformer_student_starts_from_every_other_teacher_layer(tmp_path):
     teacher = transformers.BertForSequenceClassification(transformers.BertConfig(**cfg))
     teacher.save_pretrained(teacher_dir)
     student, _, mapping = transformer_student(str(teacher_dir), layers=2)
-    assert mapping == [0, 2] and teacher_layer_map(6, 3) == [0, 2, 4]
+    assert mapping == [0, 3]  # first and last
+    assert teacher_layer_map(12, 6) == [0, 2, 4, 7, 9, 11]  # the layers DistilBERT kept
+    assert teacher_layer_map(6, 3) == [0, 3, 5] and teacher_layer_map(6, 1) == [0]
+    assert teacher_layer_map(4, 4) == [0, 1, 2, 3]
+    _, _, given = transformer_student(str(teacher_dir), layer_map="1,2")
+    assert given == [1, 2]
+    for bad in ("2,1", "0,0", "0,9", "a"):
+        with pytest.raises(ValueError, match="layer-map"):
+            transformer_student(str(teacher_dir), layer_map=bad)
     t, s = teacher.state_dict(), student.state_dict()
     for j, tj in enumerate(mapping):
         for name, value in s.items():
@@ -205,7 +214,8 @@ def test_each_student_trains_end_to_end(sst2_kd_200, glue_dir, student):
         )
         == 0
     )
-    result = json.loads((out / "eval-dev.tsv.json").read_text())
+    assert not list(out.glob("eval-*")), "evaluate wrote into the model folder"
+    result = json.loads(Path(f"{out}-eval-dev.tsv.json").read_text())
     assert result["rows"] == 872 and result["metrics"]["accuracy"] == pytest.approx(
         metrics["dev"]["accuracy"]
     )
@@ -218,7 +228,7 @@ def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, tmp
     and the trained folder, its ONNX export and its two-channel variant all read them."""
     from distill import Student
     from distill.export import export_model
-    from distill.train import glove_vectors, glove_words
+    from distill.glove import glove_vectors, glove_words
     from distill.vocab import StudentVocab
 
     train, _ = load_transfer_set(str(sst2_kd_200 / "set"), "sst2")

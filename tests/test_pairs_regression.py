@@ -9,8 +9,9 @@ import datasets
 import numpy as np
 from conftest import build_set, head, make_tiny_teacher
 
+from distill.api import load_model
 from distill.data import load_transfer_set
-from distill.students import load_model, predict
+from distill.students import predict
 from distill.train import TrainConfig, train_student
 
 

@@ -4,6 +4,8 @@ set's mask token, and safe checkpoint loading."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,9 +16,10 @@ from test_distill import saved_set
 
 from augment import word_tokenizer
 from distill import Student
+from distill.api import load_model
 from distill.batching import Ragged
 from distill.export import export_model, probe_texts
-from distill.students import TransformerAdapter, load_model, predict
+from distill.students import TransformerAdapter, predict
 from distill.train import TrainConfig, train_student
 from distill.vocab import StudentVocab, WordIds, count_words
 from transferset_cli import main as cli_main
@@ -121,6 +124,20 @@ def test_bilstm_learns_a_separable_set_and_serves_through_the_api(trained_bilstm
     with pytest.raises(TypeError, match="lists of texts"):
         student.predict("one text")
     assert student.predict([]).logits.shape == (0, 2)
+    # numpy arrays of strings are texts too; a second text for a one-sentence student is refused
+    np.testing.assert_array_equal(student.predict(np.array(texts)).logits, out.logits)
+    with pytest.raises(ValueError, match="single sentences"):
+        student.predict(texts, texts)
+    with pytest.raises(TypeError, match="must be strings"):
+        student.predict(["fine", 3])
+    probs = out.probabilities
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert (probs.argmax(1) == out.logits.argmax(1)).all()
+    assert repr(student).startswith("Student(task='sst2', kind='bilstm', labels=['negative', ")
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = (root / "student" / "model.safetensors").stat().st_mode & 0o777
+    assert mode == 0o666 & ~mask  # readable by whoever serves it, as any new file
 
 
 def test_bilstm_exports_to_onnx_with_the_same_logits(trained_bilstm, tmp_path):
@@ -303,3 +320,70 @@ def test_a_plain_classifier_checkpoint_exports_with_its_label_names(tmp_path):
     torch_out = Student.load(str(teacher)).predict(texts)
     onnx_out = Student.load(str(tmp_path / "onnx")).predict(texts)
     assert onnx_out.labels == torch_out.labels and onnx_out.scores is None
+
+
+def _readme_serving_snippet() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("#### Serving without this repo", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+BLOCK = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"augment", "pipelines", "distill", "transferset_cli"}:
+            raise ImportError(f"the serving snippet imported {name}")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_the_readme_serving_snippet_gives_student_predicts_logits_without_this_repo(
+    glue_dir, tmp_path
+):
+    import csv
+    import subprocess
+    import sys
+
+    with open(glue_dir / "SST-2" / "train.tsv", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:401]
+    texts, labels = [r[0] for r in rows], [int(r[1]) for r in rows]
+    logits = [[-2.0, 2.0] if y else [2.0, -2.0] for y in labels]
+    ds = __import__("datasets").load_from_disk(
+        str(saved_set(tmp_path / "set", texts, labels, logits))
+    )
+    cfg = TrainConfig(task="sst2", epochs=1, batch_size=32, **SMALL)
+    train_student(cfg, ds, ds.select(range(50)), str(tmp_path / "student"))
+    info = export_model(str(tmp_path / "student"), str(tmp_path / "onnx"))
+    assert info["contract"]["inputs"][0] == {
+        "name": "ids", "dtype": "int64", "shape": ["batch", "seq"],
+        "is": "token ids, each row padded with 0 at its end",
+    }  # fmt: skip
+    assert info["contract"]["outputs"][0]["shape"] == ["batch", 2]
+    with open(glue_dir / "SST-2" / "dev.tsv", encoding="utf-8") as f:
+        dev = [r[0] for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)][1:201]
+    masked = [
+        " ".join("[MASK]" if i % 3 == 1 else w for i, w in enumerate(t.split())) for t in dev[:50]
+    ]
+    edge = ["", "   ", "\t\n", "well[MASK]made", "[MASK]", "[mask] lower", "UPPER Case",
+            "zzqx unknownword", "emoji 🎬 !!", "a  double  space", "'s n't"]  # fmt: skip
+    edge.append("[PAD] [UNK]")
+    probe = dev + masked + edge
+    (tmp_path / "texts.json").write_text(json.dumps(probe))
+    code = (
+        BLOCK
+        + _readme_serving_snippet().replace("models/bilstm-kd-onnx", str(tmp_path / "onnx"))
+        + (
+            f"\nimport json\nnp.save({str(tmp_path / 'got.npy')!r}, "
+            f"predict(json.load(open({str(tmp_path / 'texts.json')!r}))))\n"
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = np.load(tmp_path / "got.npy")
+    want = Student.load(str(tmp_path / "onnx")).predict(probe).logits
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    torch_want = Student.load(str(tmp_path / "student")).predict(probe).logits
+    np.testing.assert_allclose(got, torch_want, atol=1e-5)
