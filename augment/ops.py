@@ -15,7 +15,7 @@ import numpy as np
 from augment.types import TaggedSentence
 from augment.vocab import PosVocabulary
 
-KEEP, MASK, SWAP = 0, 1, 2
+KEEP, MASK, SWAP, NBR = 0, 1, 2, 3  # NBR: an embedding neighbour (augment.neighbours)
 
 
 def block_width(n_tokens: int) -> int:
@@ -32,8 +32,9 @@ class Plan:
     """
 
     offsets: np.ndarray  # (S + 1,) int64
-    action: np.ndarray  # (n, sum T) int8: KEEP, MASK or SWAP (a swap needs the tag in the vocab)
-    word: np.ndarray  # (n, sum T) int64: vocabulary entry of the swap word (-1 where no swap)
+    action: np.ndarray  # (n, sum T) int8: KEEP, MASK, SWAP (the tag in the vocab) or NBR
+    word: np.ndarray  # (n, sum T) int64: the swap word's vocabulary entry, or an NBR's
+    # candidate id in the Neighbours (-1 where neither)
     changed: np.ndarray  # (n, sum T) bool: the token's text differs from the original
     ngram: np.ndarray  # (n, S) bool: the n-gram op was drawn
     start: np.ndarray  # (n, S) int64: kept window [start, end), global columns
@@ -49,10 +50,15 @@ def draw_plan(
     p_pos: float,
     p_ng: float,
     ngram_sizes: tuple[int, ...],
+    p_nbr: float = 0.0,
+    neighbours=None,
 ) -> Plan:
     """Vectorised over a batch of sentences: one numpy op per step for the whole batch.
 
     ``us[s]`` holds sentence ``s``'s uniforms, shape ``(n, block_width(len(sentences[s])))``.
+    A token's one draw ``x`` picks mask (``x < p_mask``), else a POS swap (``< p_mask +
+    p_pos``), else a neighbour swap (``< p_mask + p_pos + p_nbr``), else keep: the ops are
+    exclusive, and with ``p_nbr = 0`` every draw is what it was before the neighbour op.
     """
     lens = np.array([len(s) for s in sentences], dtype=np.int64)  # (S,)
     widths = 2 * lens + 3
@@ -67,6 +73,8 @@ def draw_plan(
     tok_col = np.repeat(base - offsets[:-1], lens) + np.arange(total_tok)  # (sum T,)
     x = U[:, tok_col]  # (n, sum T) one draw per token: mask, else swap, else keep
     action = np.zeros((n, total_tok), dtype=np.int8)
+    if p_nbr > 0:
+        action[x < p_mask + p_pos + p_nbr] = NBR
     action[x < p_mask + p_pos] = SWAP
     action[x < p_mask] = MASK  # mask and swap are exclusive by construction
     word = np.full((n, total_tok), -1, dtype=np.int64)
@@ -87,6 +95,8 @@ def draw_plan(
             changed[rows, cols] = drawn != own[cols]
     else:
         action[action == SWAP] = KEEP
+    if p_nbr > 0:
+        _neighbour_swaps(sentences, neighbours, U, tok_col, lens, action, word, changed)
     ng_col = base + 2 * lens  # (S,)
     sizes = np.asarray(ngram_sizes, dtype=np.int64)
     ngram = U[:, ng_col] < p_ng  # (n, S)
@@ -100,8 +110,32 @@ def draw_plan(
     return Plan(offsets, action, word, changed, ngram, win_start, win_end)
 
 
+def _neighbour_swaps(sentences, neighbours, U, tok_col, lens, action, word, changed) -> None:
+    """Fill in the NBR actions: a token without neighbours keeps its word; the others draw
+    one of their ``k`` with the token's swap-word uniform (a POS swap's, unused here)."""
+    is_nbr = action == NBR
+    if neighbours is None or not is_nbr.any():
+        action[is_nbr] = KEEP
+        return
+    tokens = [t for s in sentences for t in s.tokens]
+    row = neighbours.lookup(tokens)  # (sum T,)
+    action[is_nbr & (row < 0)[None, :]] = KEEP
+    rows, cols = np.nonzero(action == NBR)
+    if len(cols):
+        swap_col = tok_col[cols] + np.repeat(lens, lens)[cols]
+        drawn = neighbours.draw(U[rows, swap_col], row[cols])
+        word[rows, cols] = drawn
+        texts = neighbours.words_array[drawn]
+        changed[rows, cols] = [w != tokens[c] for w, c in zip(texts, cols.tolist(), strict=True)]
+
+
 def render_tokens(
-    sentence: TaggedSentence, plan: Plan, i: int, vocab: PosVocabulary | None, mask_token: str
+    sentence: TaggedSentence,
+    plan: Plan,
+    i: int,
+    vocab: PosVocabulary | None,
+    mask_token: str,
+    neighbours=None,
 ) -> list[str]:
     """Token texts of sample ``i`` of a one-sentence plan, over the whole sentence."""
     words = vocab.compiled.words if vocab is not None else ()
@@ -111,6 +145,8 @@ def render_tokens(
             out[j] = mask_token
         elif act == SWAP:
             out[j] = words[w]
+        elif act == NBR:
+            out[j] = neighbours.words_array[w]
     return out
 
 
@@ -121,13 +157,13 @@ def _check(sentence: TaggedSentence, rng: np.random.Generator) -> None:
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
 
 
-def _apply(sentence, vocab, rng, mask_token="[MASK]", **probs) -> TaggedSentence:
-    for name in ("p_mask", "p_pos"):
-        if not 0.0 <= probs[name] <= 1.0:
+def _apply(sentence, vocab, rng, mask_token="[MASK]", neighbours=None, **probs) -> TaggedSentence:
+    for name in ("p_mask", "p_pos", "p_nbr"):
+        if not 0.0 <= probs.get(name, 0.0) <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {probs[name]}")
     u = rng.random((1, block_width(len(sentence))))
-    plan = draw_plan([sentence], vocab, [u], **probs)
-    tokens = render_tokens(sentence, plan, 0, vocab, mask_token)
+    plan = draw_plan([sentence], vocab, [u], neighbours=neighbours, **probs)
+    tokens = render_tokens(sentence, plan, 0, vocab, mask_token, neighbours)
     a, b = int(plan.start[0, 0]), int(plan.end[0, 0])
     spaces = list(sentence.spaces[a:b])
     if spaces:
@@ -151,6 +187,18 @@ def pos_replace(
     if not isinstance(vocab, PosVocabulary):
         raise TypeError(f"vocab must be a PosVocabulary, got {type(vocab).__name__}")
     return _apply(sentence, vocab, rng, p_mask=0.0, p_pos=p, p_ng=0.0, ngram_sizes=(1,))
+
+
+def neighbour_swap(
+    sentence: TaggedSentence, neighbours, rng: np.random.Generator, *, p: float
+) -> TaggedSentence:
+    """Replace each token with probability ``p`` by one of its ``k`` embedding neighbours
+    (``augment.neighbours.Neighbours``), uniformly; a word without neighbours stays."""
+    _check(sentence, rng)
+    return _apply(
+        sentence, None, rng, neighbours=neighbours,
+        p_mask=0.0, p_pos=0.0, p_nbr=p, p_ng=0.0, ngram_sizes=(1,),
+    )  # fmt: skip
 
 
 def ngram(

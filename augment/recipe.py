@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from augment.config import AugmentConfig
-from augment.ops import MASK, block_width, draw_plan
+from augment.ops import MASK, NBR, SWAP, block_width, draw_plan
 from augment.seeding import source_uniforms
 from augment.types import Sample, TaggedSentence
 from augment.vocab import PosVocabulary
@@ -19,10 +19,13 @@ _SIDES = {
     "both": ((True, True),),
     "cycle": ((True, False), (False, True), (True, True)),
 }
-# bit 1: a mask in the kept window, bit 2: a changed swap, bit 4: a proper n-gram
+# bit 1: a mask in the kept window, bit 2: a changed POS swap, bit 8: a changed neighbour swap,
+# bit 4: a proper n-gram
 _OPS = [
-    "+".join(name for name, bit in (("mask", 1), ("pos", 2), ("ngram", 4)) if code & bit)
-    for code in range(8)
+    "+".join(
+        name for name, bit in (("mask", 1), ("pos", 2), ("nbr", 8), ("ngram", 4)) if code & bit
+    )
+    for code in range(16)
 ]
 
 Example = tuple[str, TaggedSentence, TaggedSentence | None]  # (source_id, a, b)
@@ -37,6 +40,7 @@ class _Sides:
         us: list[np.ndarray],
         vocab: PosVocabulary,
         cfg: AugmentConfig,
+        neighbours=None,
     ):
         plan = self.plan = draw_plan(
             sentences,
@@ -46,6 +50,8 @@ class _Sides:
             p_pos=cfg.p_pos,
             p_ng=cfg.p_ng,
             ngram_sizes=cfg.ngram_sizes,
+            p_nbr=cfg.p_nbr,
+            neighbours=neighbours,
         )
         spaces = [sp for s in sentences for sp in s.spaces]
         self.tok_ws = [t + sp for s in sentences for t, sp in zip(s.tokens, s.spaces, strict=True)]
@@ -63,7 +69,13 @@ class _Sides:
         swapped_in = in_window(plan.changed & ~masked)
         width = plan.end - plan.start
         lens = np.diff(plan.offsets)
-        code = (masked_in > 0) * 1 + (swapped_in > 0) * 2 + (width < lens) * 4
+        nbr_in = in_window(plan.changed & (plan.action == NBR)) if cfg.p_nbr > 0 else 0
+        code = (
+            (masked_in > 0) * 1
+            + (swapped_in - nbr_in > 0) * 2  # a changed POS swap
+            + (width < lens) * 4
+            + (nbr_in > 0) * 8  # a changed neighbour swap
+        )
         # per source s, per sample i (transposed: the caller walks one source at a time)
         self.code = code.T.tolist()
         self.replaced = ((masked_in + swapped_in == width) & (lens > 0)).T.tolist()
@@ -82,12 +94,15 @@ class _Sides:
             mask_ws = np.empty(len(spaces), dtype=object)
             mask_ws[:] = self.mask_ws
             repl[is_mask] = mask_ws[cols_nz[is_mask]]
-            swapped = ~is_mask
-            if swapped.any():
-                sp = np.empty(len(spaces), dtype=object)
-                sp[:] = spaces
-                wid = plan.word[rows_nz[swapped], cols_nz[swapped]]
-                repl[swapped] = vocab.compiled.words_array[wid] + sp[cols_nz[swapped]]
+            acts = plan.action[rows_nz, cols_nz]
+            sp = np.empty(len(spaces), dtype=object)
+            sp[:] = spaces
+            for kind, table in ((SWAP, vocab.compiled.words_array if vocab else None),
+                                (NBR, neighbours.words_array if neighbours else None)):  # fmt: skip
+                sel = acts == kind
+                if sel.any():
+                    wid = plan.word[rows_nz[sel], cols_nz[sel]]
+                    repl[sel] = table[wid] + sp[cols_nz[sel]]
             pieces[rows_nz, cols_nz] = repl
         self.pieces = pieces.tolist()
 
@@ -116,7 +131,11 @@ def _check_example(source_id, a, b, config: AugmentConfig) -> None:
 
 
 def augment_batch(
-    examples: Sequence[Example], *, vocab: PosVocabulary, config: AugmentConfig
+    examples: Sequence[Example],
+    *,
+    vocab: PosVocabulary,
+    config: AugmentConfig,
+    neighbours=None,
 ) -> list[list[Sample]]:
     """Samples of many examples at once (same result as ``augment_example`` on each).
 
@@ -144,8 +163,10 @@ def augment_batch(
         us_a.append(u[:, :wa])
         if pairs:
             us_b.append(u[:, wa:])
-    side_a = _Sides([a for _, a, _ in examples], us_a, vocab, config)
-    side_b = _Sides([b for _, _, b in examples], us_b, vocab, config) if pairs else None
+    if config.p_nbr > 0 and neighbours is None:
+        raise ValueError("p_nbr > 0 needs neighbours (augment.neighbours.Neighbours)")
+    side_a = _Sides([a for _, a, _ in examples], us_a, vocab, config, neighbours)
+    side_b = _Sides([b for _, _, b in examples], us_b, vocab, config, neighbours) if pairs else None
     cycle = _SIDES[config.pair_mode]
     join, drop = "".join, config.drop_replaced
     out: list[list[Sample]] = []
@@ -192,6 +213,7 @@ def augment_example(
     *,
     vocab: PosVocabulary,
     config: AugmentConfig,
+    neighbours=None,
 ) -> list[Sample]:
     """Tang et al.'s samples of one source example (a sentence, or a pair when ``b`` is given).
 
@@ -200,4 +222,4 @@ def augment_example(
     original or to an earlier kept sample, and samples whose every token was replaced, are
     dropped; the survivors keep their index ``i``.
     """
-    return augment_batch([(source_id, a, b)], vocab=vocab, config=config)[0]
+    return augment_batch([(source_id, a, b)], vocab=vocab, config=config, neighbours=neighbours)[0]

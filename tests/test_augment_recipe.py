@@ -233,7 +233,7 @@ def test_wrong_types_raise_type_error_naming_the_argument(kwargs, name):
     [
         (dict(p_mask=-0.1), r"p_mask must be a probability in \[0, 1\]"),
         (dict(p_ng=1.5), r"p_ng must be a probability"),
-        (dict(p_mask=0.6, p_pos=0.5), r"p_mask \+ p_pos must be <= 1"),
+        (dict(p_mask=0.6, p_pos=0.5), r"p_mask \+ p_pos \+ p_nbr must be <= 1"),
         (dict(n_iter=-1), "n_iter must be >= 0"),
         (dict(pair_mode="ab"), "pair_mode must be one of"),
         (dict(tag_scheme="upos"), "tag_scheme must be one of"),
