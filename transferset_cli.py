@@ -57,9 +57,14 @@ def _eval_dataset(path: str, task: str):
     import os
 
     if os.path.isdir(path):
-        import datasets
+        from pipelines.transfer_set import is_transfer_set, open_set
 
-        ds = datasets.load_from_disk(path)
+        if not is_transfer_set(path):
+            import datasets
+
+            ds = datasets.load_from_disk(path)  # a save_to_disk folder
+        else:
+            ds = open_set(path)
         if "is_original" in ds.column_names:
             ds = ds.filter(lambda r: r["is_original"])
         return ds

@@ -13,7 +13,8 @@ def load_transfer_set(path: str, task: str, *, need_logits: bool = True):
 
     if not is_transfer_set(path):
         raise FileNotFoundError(
-            f"{path!r} is not a transfer set (no {STATE}): run `transferset build` first"
+            f"{path!r} is not a transfer set (no {STATE}, nor Parquet shards with a manifest): "
+            "run `transferset build` first"
         )
     ds = open_set(path)
     found = read_manifest(path)

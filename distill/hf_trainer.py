@@ -19,6 +19,7 @@ import math
 import torch
 from transformers import Trainer
 
+from augment.tasks import has_gold
 from distill.losses import LOSSES, distillation_loss
 
 NO_GOLD = -100  # what Hugging Face losses ignore
@@ -106,16 +107,21 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         teacher = inputs.pop("teacher_logits", None)
-        labels = inputs.pop("labels")
+        labels = inputs.pop("labels", None)
         outputs = model(**inputs)
         logits = outputs.logits
+        if labels is None:  # rows without a label column: none has gold
+            labels = torch.full((len(logits),), NO_GOLD)
         if teacher is not None and teacher.shape[-1] != logits.shape[-1]:
             raise ValueError(
                 f"the teacher has {teacher.shape[-1]} logits, the model {logits.shape[-1]} "
                 "outputs: build the model with num_labels of the transfer set's task"
             )
         name = self.loss_name if teacher is not None else "ce"
-        loss = distillation_loss(
-            logits, teacher, labels, loss=name, alpha=self.alpha, temperature=self.temperature
-        )
+        if name == "ce" and not bool(has_gold(labels).any()):
+            loss = logits.sum() * 0.0  # a batch of samples only: nothing to learn from gold
+        else:
+            loss = distillation_loss(
+                logits, teacher, labels, loss=name, alpha=self.alpha, temperature=self.temperature
+            )
         return (loss, outputs) if return_outputs else loss

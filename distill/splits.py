@@ -15,9 +15,9 @@ from augment.seeding import stable_hash64
 def split_by_source(ds, test_size: float | int = 0.1, seed: int = 0):
     """``DatasetDict(train=..., test=...)`` with every ``source_id`` on one side only.
 
-    ``test_size``: a share of the sources (0 < x < 1) or a count of them. Which sources go to
-    test is a seeded hash of their id, so the split does not depend on row or shard order and
-    a source keeps its side when other sources are added. Rows keep their order on each side.
+    ``test_size``: a share of the sources (0 < x < 1) or a count of them. The test sources are
+    the ``k`` with the smallest seeded hash of their id, so the split does not depend on row
+    or shard order. Rows keep their order on each side.
     """
     import datasets
     import pyarrow as pa

@@ -80,7 +80,9 @@ def render(manifest: dict) -> str:
         manifest.get("command") or "transferset build ...",
         "```",
         "",
-        f"- Input: {', '.join(manifest['input'])} ({manifest['format']})",
+        f"- Input: {', '.join(manifest['input'])} ({manifest['format']})"
+        if manifest["input"]
+        else "- Input: a PCollection of examples (`BuildTransferSet` in a Beam pipeline)",
         f"- Seed: {manifest['seed']}; augmentation: `{json.dumps(a, sort_keys=True)}`",
         f"- POS tagger: spaCy `{tagger}` ({tagger_version or 'version not recorded'}), "
         f"`{a['tag_scheme']}` tags, one pass over the source sentences",

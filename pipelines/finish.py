@@ -29,7 +29,7 @@ from pipelines.options import Plan, TeacherPlan
 from pipelines.outdir import Committer
 from pipelines.shards import features_for
 from pipelines.teacher_stage import RAN_PREFIX
-from pipelines.transfer_set import Counts, Manifest, write_set_files
+from pipelines.transfer_set import Counts, Manifest, read_manifest, write_set_files
 
 logger = logging.getLogger(__name__)
 STAGES = ("read", "tagged", "sampled", "deduplicated", "teacher", "written")
@@ -97,6 +97,8 @@ def count(plan: Plan, read, tagged, augmented, deduplicated, written, reasons) -
 
 
 def _finish(_, plan: Plan, staging: str, commit, started: float, **produced) -> dict:
+    if commit is not None and not FileSystems.exists(staging):  # a retry after the commit
+        return read_manifest(commit.out).to_dict()
     shards = dict(produced.pop("shards"))
     reasons = produced.pop("dead")
     produced.pop("vocabulary")

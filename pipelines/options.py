@@ -246,10 +246,10 @@ def plan(options: BuildOptions, elements: bool = False) -> Plan:
         options.text_column, options.text_b_column, options.label_column, options.id_column
     )
     if elements:
-        if options.input or options.format or any(dataclasses.astuple(columns)):
+        if options.input or options.format or options.limit or any(dataclasses.astuple(columns)):
             raise ValueError(
-                "BuildTransferSet takes its examples as elements: leave input, format and the "
-                "columns unset (elements carry text_a, text_b, label, id)"
+                "BuildTransferSet takes its examples as elements: leave input, format, limit "
+                "and the columns unset (elements carry text_a, text_b, label, id)"
             )
         paths, fmt, id_buckets = [], "elements", ELEMENT_ID_BUCKETS
     else:

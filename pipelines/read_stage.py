@@ -27,6 +27,13 @@ from pipelines.settings import ScaleConfig
 
 DEAD = "dead_letter"
 ELEMENTS = "<pcollection>"  # the source name of examples given as elements
+HASHED = "hash-"  # the id of an element given without one: a hash of its texts and label
+
+
+def _order(e: Example) -> tuple:
+    """The order a bucket's examples are checked in: the first of two with one id wins. Files:
+    by line; elements (no lines): by their content, so never by arrival order."""
+    return e.source, e.line_number, e.source_id, e.text_a, e.text_b or "", str(e.label)
 
 
 class _Buckets:
@@ -124,7 +131,7 @@ class _FromElementsFn(beam.DoFn):
                 key = json.dumps(
                     [record.get(k) for k in ("text_a", "text_b", "label")], default=str
                 )
-                record = {**record, "id": f"{stable_hash64(key):016x}"}
+                record = {**record, "id": f"{HASHED}{stable_hash64(key):016x}"}
             builder = self.builder if record.get("label") is not None else self.no_gold
             built = builder.build(record, 0)
             reason = built if isinstance(built, str) else None
@@ -154,7 +161,7 @@ class _CheckIdsFn(beam.DoFn):
     def process(self, element):
         _, handles = element
         rows = [ex for h in sorted(handles) for ex in exchange.read_pickle(h.path)]
-        rows.sort(key=lambda e: (e.source, e.line_number, e.source_id, e.text_a, e.text_b or ""))
+        rows.sort(key=_order)
         first: dict[str, Example] = {}
         batch: list[Example] = []
         for ex in rows:
@@ -169,6 +176,8 @@ class _CheckIdsFn(beam.DoFn):
                     else "another example"
                 )
                 reason = f"duplicate id: {ex.source_id!r} was already used by {where}"
+                if ex.source_id.startswith(HASHED):
+                    reason += " (no id given: the same texts and label twice)"
                 yield beam.pvalue.TaggedOutput(
                     DEAD, DeadLetter(ex.source, ex.line_number, raw, reason)
                 )

@@ -14,7 +14,6 @@ its reason. The stages are the file build's (``graph.stages``); the set is stage
 
 from __future__ import annotations
 
-import atexit
 import typing
 
 import apache_beam as beam
@@ -41,11 +40,12 @@ class BuildTransferSet(beam.PTransform):
 
     def expand(self, examples):
         the_plan = plan(self.options, elements=True)
-        # the staging folder's lock is this process's until it exits: a build that starts
-        # meanwhile leaves the folder alone, and the next one after a crash removes it
+        # the staging folder is made now, beside ``out``; on a local disk its lock is this
+        # process's until it exits, so a build that starts meanwhile leaves it alone, and the
+        # first build after this process is gone removes what a failed run left. It is never
+        # removed at exit: a runner that returns before the job ends (Dataflow) still needs it
         staging = outdir.Staging(the_plan.out, the_plan.out_state, the_plan.overwrite)
         staging.__enter__()
-        atexit.register(staging.__exit__, None, None, None)
         read = examples | "FromElements" >> FromElements(
             the_plan.spec, staging.work, the_plan.id_buckets, the_plan.scale,
             the_plan.augment.max_chars,

@@ -136,3 +136,20 @@ def test_split_by_source_keeps_each_source_on_one_side():
     # the naive row split leaks: some source has rows on both sides
     naive = ds.train_test_split(test_size=0.25, seed=3)
     assert set(naive["train"]["source_id"]) & set(naive["test"]["source_id"])
+
+
+def test_a_gold_loss_batch_without_gold_rows_is_a_zero_loss_not_an_error(tiny_teacher, tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    model = _tiny_bert(tokenizer)
+    trainer = DistillationTrainer(
+        model=model, args=_args(tmp_path), processing_class=tokenizer, loss="ce"
+    )
+    samples = [r for r in _separable_set(4, 2) if not r["is_original"]]
+    batch = DistillationCollator(tokenizer)(samples)
+    loss = trainer.compute_loss(model, batch)
+    assert loss.item() == 0.0 and loss.requires_grad
+    no_labels = {k: v for k, v in batch.items() if k != "labels"}
+    soft = DistillationTrainer(model=model, args=_args(tmp_path / "m"), processing_class=tokenizer)
+    assert soft.compute_loss(model, no_labels).item() > 0  # no label column: the soft term alone

@@ -53,6 +53,7 @@ def test_a_set_built_in_a_users_pipeline_opens_and_equals_the_file_build(glue_di
     assert sum(ds["is_original"]) == 120 and len(ds) > 120
     written = json.loads((out / "manifest.json").read_text())
     assert written["format"] == "elements" and written["counts"]["written"] == len(ds)
+    assert "a PCollection of examples" in (out / "README.md").read_text()
     assert not list(tmp_path.glob("kd.staging-*/")), "the staging folder was left behind"
     # the same rows as a file build of the same text: the same bytes (row ids = row numbers)
     build_set("sst2", src, tmp_path / "from-file", n_iter=2, num_shards=2)
@@ -79,6 +80,7 @@ def test_rows_and_dicts_give_the_same_set_and_bad_elements_are_dead_letters(glue
         {"id": "0", "text_a": "zz: a second row with id 0", "label": 1},
     ]
     unlabelled = [{"text_a": "no gold here at all"}, {"text_a": "nor here", "label": None}]
+    unlabelled += [{"text_a": "twice the same", "label": 1}] * 2  # no id: one hash id
     out = tmp_path / "mixed"
     with _pipeline() as p:
         _ = (
@@ -88,9 +90,9 @@ def test_rows_and_dicts_give_the_same_set_and_bad_elements_are_dead_letters(glue
         )
     m = json.loads((out / "manifest.json").read_text())
     c = m["counts"]
-    assert c["read"] == 48 and c["dead_lettered"] == 6 and c["originals_written"] == 42
+    assert c["read"] == 50 and c["dead_lettered"] == 7 and c["originals_written"] == 43
     assert m["dead_letter_reasons"] == {
-        "duplicate id": 1, "empty text_a": 1, "missing text_a": 1, "not an example": 1,
+        "duplicate id": 2, "empty text_a": 1, "missing text_a": 1, "not an example": 1,
         "not text": 1, "unknown label": 1,
     }  # fmt: skip
     ds = datasets.load_from_disk(str(out))
@@ -101,6 +103,7 @@ def test_rows_and_dicts_give_the_same_set_and_bad_elements_are_dead_letters(glue
     letters = [json.loads(x) for x in (out / "dead_letter" / "dead_letter.jsonl").open()]
     assert {d["source"] for d in letters} == {ELEMENTS}
     assert any("a bare string" in d["raw"] for d in letters)
+    assert any("no id given: the same texts and label twice" in d["reason"] for d in letters)
 
 
 def test_from_elements_counts_and_refuses_the_beam_way(tmp_path):
@@ -140,6 +143,13 @@ def test_bad_options_fail_when_the_transform_is_applied(tmp_path):
                     BuildOptions(task="sst2", out=str(tmp_path / "x"), input="a.tsv")
                 )
             )
+    with pytest.raises(ValueError, match="leave input, format, limit"):
+        with _pipeline() as p:
+            _ = (
+                p
+                | beam.Create([])
+                | BuildTransferSet(BuildOptions(task="sst2", out=str(tmp_path / "x"), limit=5))
+            )
     with pytest.raises(ValueError, match="no rows to write"):
         with _pipeline() as p:
             _ = (
@@ -157,3 +167,28 @@ def test_bad_options_fail_when_the_transform_is_applied(tmp_path):
             | BuildTransferSet(BuildOptions(task="sst2", out=str(tmp_path / "z")))
         )
         _ = manifest | beam.Map(lambda n: n + 1).with_input_types(int)
+
+
+def test_a_retried_finishing_step_after_its_commit_returns_the_committed_manifest(tmp_path):
+    """A runner may retry the last step after its commit succeeded: the set stays as it is."""
+    from pipelines.finish import _finish
+    from pipelines.outdir import Committer
+    from pipelines.transfer_set import Counts, Manifest, write_set_files
+
+    out = tmp_path / "kd"
+    out.mkdir()
+    from augment import AugmentConfig
+    from augment.tasks import get_task
+
+    counts = Counts(read=3, tagged=3, written=3)
+    augment = AugmentConfig().to_dict()
+    manifest = Manifest(
+        "sst2", ["negative", "positive"], False, [], "elements", augment, 0, "x", counts
+    )
+    from pipelines.shards import features_for
+
+    write_set_files(str(out), manifest, features_for(get_task("sst2"), False))
+    gone = str(tmp_path / "kd.staging-gone")
+    commit = Committer(gone, str(out), None, False)
+    again = _finish(None, None, gone, commit, 0.0)
+    assert again["counts"]["written"] == 3 and (out / "manifest.json").exists()
