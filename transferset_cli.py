@@ -76,7 +76,7 @@ def _eval_dataset(path: str, task: str):
 
 def train_student_parser() -> argparse.ArgumentParser:
     from augment.flags import add_flags
-    from distill.train import TrainConfig
+    from distill.train import BiLSTMSettings, TrainConfig, TransformerSettings
 
     ap = OneLineParser(
         prog="transferset train-student",
@@ -87,13 +87,15 @@ def train_student_parser() -> argparse.ArgumentParser:
     ap.add_argument("--task", required=True, help=_TASK_HELP)
     ap.add_argument("--eval", required=True, help="dev file (GLUE TSV, ...) or transfer set")
     ap.add_argument("--out", required=True)
-    add_flags(ap.add_argument_group("training"), TrainConfig, skip=("task",))
+    add_flags(ap.add_argument_group("training (every student)"), TrainConfig, skip=("task",))
+    add_flags(ap.add_argument_group("BiLSTM student"), BiLSTMSettings)
+    add_flags(ap.add_argument_group("transformer student"), TransformerSettings)
     return ap
 
 
 def _train_student(argv: list[str]) -> int:
     from augment.flags import from_args
-    from distill.train import TrainConfig
+    from distill.train import BiLSTMSettings, TrainConfig, TransformerSettings
 
     args = train_student_parser().parse_args(argv)
 
@@ -102,7 +104,12 @@ def _train_student(argv: list[str]) -> int:
     from distill.train import train_student
 
     get_task(args.task)  # an unknown task fails here, before anything is loaded
-    cfg = from_args(TrainConfig, args).resolved()
+    cfg = from_args(
+        TrainConfig,
+        args,
+        bilstm=from_args(BiLSTMSettings, args),
+        transformer=from_args(TransformerSettings, args),
+    ).resolved()
     train, manifest = load_transfer_set(args.shards, args.task, need_logits=args.loss != "ce")
     mask_token = manifest.get("augment", {}).get("mask_token")
     metrics = train_student(

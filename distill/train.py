@@ -8,11 +8,12 @@ PNG of the curves are saved next to the model.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -38,7 +39,68 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class BiLSTMSettings:
+    """The BiLSTM student's own settings (Tang et al.)."""
+
+    embeddings: str = setting(
+        "glove",
+        "glove (GloVe 6B 50d, trainable; the best measured) or random (trainable, --embed-dim)",
+        choices=("random", "glove"),
+    )
+    embed_dim: int = setting(300, "width of random embeddings (GloVe's is 50)", minimum=1)
+    hidden: int = setting(
+        150,
+        "BiLSTM hidden size per direction (300: no better on SST-2, 2.5x the training time)",
+        minimum=1,
+    )
+    fc: int = setting(200, "width of the ReLU layer before the output", minimum=1)
+    two_channels: bool = setting(
+        False, "a static and a trainable copy of the embeddings (no better on SST-2)"
+    )
+    glove_words: int = setting(
+        100_000,
+        "glove only: GloVe's N most frequent words join the vocabulary as frozen rows, so a "
+        "word the transfer set never shows keeps its GloVe vector instead of [UNK] (training "
+        "is unchanged; 0: the set's words only); README, The recipe table",
+        minimum=0,
+    )
+    dropout: float = setting(0.0, "dropout before the output layers", minimum=0)
+    min_count: int = setting(1, "words seen fewer times are [UNK]", minimum=1)
+    max_vocab: int | None = setting(None, "the most frequent words kept (default: all)", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.dropout >= 1:
+            raise ValueError(f"--dropout must be < 1, got {self.dropout}")
+
+
+@dataclass
+class TransformerSettings:
+    """The transformer (DistilBERT-style) student's own settings."""
+
+    teacher: str | None = setting(None, "the checkpoint whose embeddings and layers initialise it")
+    layers: int = setting(3, "layers kept, spread over the teacher's as DistilBERT's", minimum=1)
+    layer_map: str | None = setting(
+        None, "the teacher layers to keep, e.g. 0,2,4 (overrides --layers)"
+    )
+    max_length: int = setting(128, "tokens per text (pair)", minimum=1)
+    allow_pickle: bool = setting(
+        False, "accept a pickle .bin --teacher checkpoint (refused by default: it can run code)"
+    )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+
+_KINDS = {"bilstm": BiLSTMSettings, "transformer": TransformerSettings}
+
+
+@dataclass(init=False)
 class TrainConfig:
+    """A ``train-student`` run: the training settings every student shares, and each kind's
+    own (``bilstm``, ``transformer``). Kind settings can be given flat, as the flags are named
+    (``TrainConfig(task="sst2", hidden=300)``), and read flat (``cfg.hidden``)."""
+
     task: str
     student: str = setting(
         "bilstm", "bilstm (Tang et al.) or transformer", choices=("bilstm", "transformer")
@@ -73,57 +135,48 @@ class TrainConfig:
     max_steps: int | None = setting(
         None, "optimiser steps per epoch at most (quick runs)", minimum=1
     )
-    # BiLSTM
-    embeddings: str = setting(
-        "glove",
-        "glove (GloVe 6B 50d, trainable; the best measured) or random (trainable, --embed-dim)",
-        choices=("random", "glove"),
-    )
-    embed_dim: int = setting(300, "width of random embeddings (GloVe's is 50)", minimum=1)
-    hidden: int = setting(
-        150,
-        "BiLSTM hidden size per direction (300: no better on SST-2, 2.5x the training time)",
-        minimum=1,
-    )
-    fc: int = setting(200, "width of the ReLU layer before the output", minimum=1)
-    two_channels: bool = setting(
-        False, "a static and a trainable copy of the embeddings (no better on SST-2)"
-    )
-    glove_words: int = setting(
-        100_000,
-        "glove only: GloVe's N most frequent words join the vocabulary as frozen rows, so a "
-        "word the transfer set never shows keeps its GloVe vector instead of [UNK] (training "
-        "is unchanged; 0: the set's words only); README, The recipe table",
-        minimum=0,
-    )
-    dropout: float = setting(0.0, "dropout before the output layers", minimum=0)
-    min_count: int = setting(1, "words seen fewer times are [UNK]", minimum=1)
-    max_vocab: int | None = setting(None, "the most frequent words kept (default: all)", minimum=1)
-    # transformer
-    teacher: str | None = setting(
-        None, "transformer student: the checkpoint whose embeddings and layers initialise it"
-    )
-    layers: int = setting(
-        3, "transformer student: layers kept, spread over the teacher's as DistilBERT's", minimum=1
-    )
-    layer_map: str | None = setting(
-        None, "transformer student: the teacher layers to keep, e.g. 0,2,4 (overrides --layers)"
-    )
-    max_length: int = setting(128, "transformer student: tokens per text (pair)", minimum=1)
-    allow_pickle: bool = setting(
-        False, "accept a pickle .bin --teacher checkpoint (refused by default: it can run code)"
-    )
+    bilstm: BiLSTMSettings = field(default_factory=BiLSTMSettings)
+    transformer: TransformerSettings = field(default_factory=TransformerSettings)
 
-    def __post_init__(self) -> None:
+    def __init__(self, task: str, **kwargs):
+        own = {f.name for f in fields(TrainConfig)}
+        kind_values: dict[str, dict] = {k: {} for k in _KINDS}
+        for key in list(kwargs):
+            if key in own:
+                continue
+            kind = next((k for k, c in _KINDS.items() if key in _names(c)), None)
+            if kind is None:
+                import difflib
+
+                known = sorted(own | _names(BiLSTMSettings) | _names(TransformerSettings))
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise TypeError(f"TrainConfig got an unknown setting {key!r}{hint}")
+            kind_values[kind][key] = kwargs.pop(key)
+        for f in fields(TrainConfig):
+            if f.name == "task":
+                value = task
+            elif f.name in kwargs:
+                value = kwargs[f.name]
+            elif f.default is not MISSING:
+                value = f.default
+            else:
+                value = f.default_factory()
+            object.__setattr__(self, f.name, value)
+        for kind, values in kind_values.items():
+            setattr(self, kind, replace(getattr(self, kind), **values))
         check_ranges(self)
-        if self.dropout >= 1 or self.rho >= 1 or self.alpha > 1:
-            raise ValueError(
-                f"--dropout and --rho must be < 1 and --alpha <= 1, got {self.dropout}, "
-                f"{self.rho}, {self.alpha}"
-            )
+        if self.rho >= 1 or self.alpha > 1:
+            raise ValueError(f"--rho must be < 1 and --alpha <= 1, got {self.rho}, {self.alpha}")
+
+    def __getattr__(self, name: str):
+        for kind, cls in _KINDS.items():
+            if name in _names(cls):
+                return getattr(self.__dict__[kind], name)
+        raise AttributeError(f"TrainConfig has no setting {name!r}")
 
     def resolved(self) -> TrainConfig:
-        c = copy.copy(self)
+        c = replace(self)
         c.task = get_task(self.task).name
         if c.student not in ("bilstm", "transformer"):
             raise ValueError(f"unknown student {c.student!r}; bilstm or transformer")
@@ -134,15 +187,23 @@ class TrainConfig:
         c.optimizer = c.optimizer or ("adadelta" if c.student == "bilstm" else "adam")
         c.lr = c.lr if c.lr is not None else (1.0 if c.optimizer == "adadelta" else 5e-5)
         c.batch_size = c.batch_size or (50 if c.student == "bilstm" else 32)
-        if c.embeddings == "glove":
-            c.embed_dim = 50
-        if c.glove_words < 0:
-            raise ValueError(f"glove_words must be >= 0, got {c.glove_words}")
-        if c.embeddings != "glove":
-            c.glove_words = 0  # GloVe's words mean nothing to random embeddings
+        b = c.bilstm
+        if b.glove_words < 0:
+            raise ValueError(f"glove_words must be >= 0, got {b.glove_words}")
+        c.bilstm = replace(
+            b,
+            embed_dim=50 if b.embeddings == "glove" else b.embed_dim,
+            # GloVe's words mean nothing to random embeddings
+            glove_words=b.glove_words if b.embeddings == "glove" else 0,
+        )
         if c.student == "transformer" and not c.teacher:
             raise ValueError("a transformer student needs --teacher (its initialisation)")
         return c
+
+
+@functools.cache
+def _names(cls) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
 
 
 def is_pairs(ds) -> bool:
