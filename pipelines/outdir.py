@@ -170,6 +170,8 @@ class Committer:
         finally:
             os.close(fd)
         shutil.rmtree(self.path, ignore_errors=True)  # the old set, after an exchange
+        with contextlib.suppress(OSError):  # its build is done; a held lock on it stays valid
+            os.unlink(f"{self.path}.lock")
 
     def _recheck(self) -> None:
         if self.seen is None or self.overwrite or state(self.out) == self.seen:

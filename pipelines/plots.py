@@ -49,7 +49,7 @@ def bars(out, name, title, groups: dict[str, dict[str, float]]) -> str:
     return save(fig, out, name)
 
 
-def table(rows: list[tuple], header: tuple) -> list[str]:
+def md_table(rows: list[tuple], header: tuple) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return lines

@@ -17,7 +17,7 @@ import numpy as np
 
 from augment.seeding import stable_hash64
 from augment.tasks import has_gold
-from pipelines.plots import bars, hist, plt_module, save, table
+from pipelines.plots import bars, hist, md_table, plt_module, save
 from pipelines.transfer_set import POS_VOCABULARY, REPORT, open_set, read_manifest
 
 ROWS = 20_000  # rows read at once
@@ -145,7 +145,7 @@ def _diversity_section(groups: dict, tokenize, manifest: dict, path: str, out: s
     ]
     rows.append(("self-BLEU among a source's samples", "", _mean(sb)))
     rows.append(("BLEU of samples against their source", "", _mean(to_src)))
-    md += table(rows, ("metric", "originals", "samples"))
+    md += md_table(rows, ("metric", "originals", "samples"))
     md += _yield_section(sources, manifest, path, out)
     md += _examples_section(sources)
     return md
@@ -213,7 +213,7 @@ def _yield_section(sources, manifest: dict, path: str, out: str) -> list[str]:
                     f"{max(0.0, np.mean([p for _, p in ks])):.2f}",
                 )
             )
-    md += table(rows, ("source tokens", "sources", "kept per source", "predicted survivors"))
+    md += md_table(rows, ("source tokens", "sources", "kept per source", "predicted survivors"))
     return md
 
 
@@ -236,7 +236,7 @@ def _examples_section(sources, per_mix: int = 2) -> list[str]:
         return text.strip().replace("|", "\\|").replace("\n", " ")[:160]
 
     rows = [(mix, cell(src), cell(r)) for mix in sorted(by_mix) for src, r in by_mix[mix]]
-    return md + table(rows, ("ops", "source", "sample"))
+    return md + md_table(rows, ("ops", "source", "sample"))
 
 
 def write_report(
@@ -276,7 +276,7 @@ def write_report(
     reasons = manifest.get("dead_letter_reasons")
     md += ["", "## Dead letters", ""]
     if reasons:
-        md += table(sorted(reasons.items(), key=lambda kv: -kv[1]), ("reason", "rows"))
+        md += md_table(sorted(reasons.items(), key=lambda kv: -kv[1]), ("reason", "rows"))
         md += ["", "Details: `dead_letter/dead_letter.jsonl`."]
     else:
         md.append("None.")
@@ -304,10 +304,10 @@ def _summary(path: str, manifest: dict, stream: _Stream, out: str) -> list[str]:
     counts = manifest.get("counts", {})
     if counts:
         md += ["", "## Counts per stage", ""]
-        md += table([(k, f"{v:,}") for k, v in counts.items()], ("stage", "rows"))
+        md += md_table([(k, f"{v:,}") for k, v in counts.items()], ("stage", "rows"))
     md += ["", "## Mix of ops (samples)", ""]
     total = max(1, sum(stream.ops.values()))
-    md += table(
+    md += md_table(
         [(k or "(none)", f"{v:,}", f"{v / total:.1%}") for k, v in stream.ops.most_common()],
         ("ops", "samples", "share"),
     )
@@ -347,13 +347,13 @@ def _teacher_section(stream: _Stream, out: str) -> list[str]:
     md.append("")
     md.append(image(hist(out, "teacher_entropy.png", "teacher entropy", "nats", series("entropy"))))
     md += [""]
-    table = []
+    means = []
     for g in ("originals", "samples"):
         n = rows[g]
         if n:
             s = stream.sums[g]
-            table.append((g, f"{n:,}", f"{s['confidence'] / n:.3f}", f"{s['entropy'] / n:.3f}"))
-    md += table(table, ("rows", "count", "mean confidence", "mean entropy (nats)"))
+            means.append((g, f"{n:,}", f"{s['confidence'] / n:.3f}", f"{s['entropy'] / n:.3f}"))
+    md += md_table(means, ("rows", "count", "mean confidence", "mean entropy (nats)"))
 
     def shares(counter: Counter) -> dict[str, float]:
         total = max(1, sum(counter.values()))
@@ -367,7 +367,7 @@ def _teacher_section(stream: _Stream, out: str) -> list[str]:
     md.append("")
     md.append(image(bars(out, "label_distribution.png", "label distribution", dist)))
     md += [""]
-    md += table(
+    md += md_table(
         [(k, *(f"{v[n]:.1%}" for n in names)) for k, v in dist.items()], ("label mix", *names)
     )
     if stream.agree[1]:

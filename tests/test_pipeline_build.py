@@ -190,12 +190,12 @@ def test_a_failed_build_leaves_no_complete_looking_shard(sst2_300, tmp_path, mon
     calls = []
     real_write = shards.write_table
 
-    def dying_write(table, path):
+    def dying_write(table, path, features=None):
         calls.append(path)
         if len(calls) == 2:  # the second shard dies half-written
             Path(path).write_bytes(b"ARROW1-partial")
             raise RuntimeError("injected failure while writing a shard")
-        real_write(table, path)
+        real_write(table, path, features)
 
     monkeypatch.setattr(shards, "write_table", dying_write)
     with pytest.raises(Exception, match="injected failure"):
