@@ -113,16 +113,17 @@ def render(manifest: dict) -> str:
     reasons = manifest.get("dead_letter_reasons") or {}
     md += ["", "Dead-lettered rows by reason (`dead_letter/dead_letter.jsonl`): "]
     md[-1] += ", ".join(f"{k}: {v}" for k, v in reasons.items()) if reasons else "none."
-    md += ["", "## Loading", "", *_loading(manifest.get("shard_format", "arrow")), ""]
-    md += [
-        "To hold rows out, split by `source_id`, not by row: a sample is its source sentence "
-        "with a few words masked or swapped, so a row split puts near-copies of test sentences "
-        "in train. `distill.split_by_source(ds, test_size, seed)` keeps every source with all "
-        "its samples on one side.",
-        "",
-    ]
+    md += ["", "## Loading", "", *_loading(manifest.get("shard_format", "arrow")), "", SPLIT, ""]
     md += ["## Citations", "", "```bibtex", TANG, "", GLUE, "```", ""]
     return "\n".join(md)
+
+
+SPLIT = (
+    "To hold rows out, split by `source_id`, not by row: a sample is its source sentence with a "
+    "few words masked or swapped, so a row split puts near-copies of test sentences in train. "
+    "`distill.split_by_source(ds, test_size, seed)` keeps every source with all its samples on "
+    "one side."
+)
 
 
 def _loading(shard_format: str) -> list[str]:
