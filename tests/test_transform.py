@@ -53,7 +53,8 @@ def test_a_set_built_in_a_users_pipeline_opens_and_equals_the_file_build(glue_di
     assert sum(ds["is_original"]) == 120 and len(ds) > 120
     written = json.loads((out / "manifest.json").read_text())
     assert written["format"] == "elements" and written["counts"]["written"] == len(ds)
-    assert "a PCollection of examples" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "a PCollection of examples" in card and "split_by_source(ds, test_size, seed)" in card
     assert not list(tmp_path.glob("kd.staging-*/")), "the staging folder was left behind"
     # the same rows as a file build of the same text: the same bytes (row ids = row numbers)
     build_set("sst2", src, tmp_path / "from-file", n_iter=2, num_shards=2)
