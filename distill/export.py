@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from distill.checkpoints import apply_umask
-from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained, num_parameters
+from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained
 
 EXPORT_FILE = "export.json"
 OPSET = 17
@@ -222,7 +222,7 @@ def export_model(
         "inputs": names,
         "tokenizer": tokenizer,
         "quantized": quantize,
-        "parameters": num_parameters(adapter),  # of the trained model
+        "parameters": adapter.num_parameters(),  # of the trained model
         "contract": contract(adapter, names, tokenizer, label_names(adapter, meta)),
         "source": os.path.abspath(model_dir),
         "max_abs_diff_vs_torch": fp32_diff,  # the fp32 graph, on probe_texts()
@@ -242,7 +242,10 @@ def contract(adapter, inputs: list[str], tokenizer: dict, labels: list[str] | No
     what = f"raw logits in the order {labels}" if labels else "the score (regression)"
     out = [{"name": "logits", "dtype": "float32", "shape": ["batch", width], "is": what}]
     if tokenizer["kind"] == "spacy-words":
-        mask = tokenizer["mask_token"]
+        from distill.vocab import PAD, SPECIALS, UNK
+
+        mask, index = tokenizer["mask_token"], adapter.vocab.index
+        pad, unk, mask_id = index[PAD], index[UNK], index[mask]
         steps = [
             f"put one space before and after every occurrence of {mask!r} in the text",
             f"split with spaCy's tokenizer for English (spacy.blank('en'), spaCy "
@@ -251,11 +254,12 @@ def contract(adapter, inputs: list[str], tokenizer: dict, labels: list[str] | No
             "drop the tokens that are whitespace only (token.is_space)",
             (f"lowercase every token (token.lower_) except {mask!r}, compared before lowercasing"
              if tokenizer["lowercase"] else "keep every token's case"),
-            "a token's id is 3 + its index in vocab.json's \"words\"; [PAD] is 0, [UNK] 1, "
-            f"{mask!r} 2; a token not in the list is 1",
+            f"a token's id is {SPECIALS} + its index in vocab.json's \"words\"; [PAD] is {pad}, "
+            f"[UNK] {unk}, {mask!r} {mask_id}; a token not in the list is {unk}",
             "a text with no tokens left is one [UNK] (length 1)",
         ]  # fmt: skip
-        rows = [("ids", "int64", ["batch", "seq"], "token ids, each row padded with 0 at its end"),
+        padded = f"token ids, each row padded with {pad} at its end"
+        rows = [("ids", "int64", ["batch", "seq"], padded),
                 ("lengths", "int64", ["batch"], "tokens in each row (>= 1)")]  # fmt: skip
         if "ids_b" in inputs:
             rows += [("ids_b", "int64", ["batch", "seq_b"], "the second text's ids, as ids"),
@@ -265,10 +269,10 @@ def contract(adapter, inputs: list[str], tokenizer: dict, labels: list[str] | No
             "vocabulary": {
                 "file": "vocab.json",
                 "key": "words",
-                "first_id": 3,
-                "pad_id": 0,
-                "unk_id": 1,
-                "mask_id": 2,
+                "first_id": SPECIALS,
+                "pad_id": pad,
+                "unk_id": unk,
+                "mask_id": mask_id,
             },  # fmt: skip
             "inputs": [{"name": n, "dtype": d, "shape": s, "is": w} for n, d, s, w in rows],
             "outputs": out,

@@ -187,10 +187,6 @@ def decode_arrow(table) -> dict:
     }
 
 
-def num_parameters(adapter: StudentAdapter) -> int:
-    return adapter.num_parameters()
-
-
 def quantize_dynamic(model):
     """int8 weights for the LSTM and linear layers, activations quantized on the fly."""
     from torch import nn

@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
 
-from augment.flags import check_ranges, setting
+from augment.flags import check_ranges, init_flat, setting
 from augment.tasks import get_task, has_gold
 from distill.batching import Ragged, bucketed_batches
 from distill.data import label_names
@@ -30,7 +30,6 @@ from distill.students import (
     TransformerAdapter,
     decode_arrow,
     encode_arrow,
-    num_parameters,
     predict,
 )
 from distill.vocab import MASK
@@ -139,32 +138,8 @@ class TrainConfig:
     transformer: TransformerSettings = field(default_factory=TransformerSettings)
 
     def __init__(self, task: str, **kwargs):
-        own = {f.name for f in fields(TrainConfig)}
-        kind_values: dict[str, dict] = {k: {} for k in _KINDS}
-        for key in list(kwargs):
-            if key in own:
-                continue
-            kind = next((k for k, c in _KINDS.items() if key in _names(c)), None)
-            if kind is None:
-                import difflib
-
-                known = sorted(own | _names(BiLSTMSettings) | _names(TransformerSettings))
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise TypeError(f"TrainConfig got an unknown setting {key!r}{hint}")
-            kind_values[kind][key] = kwargs.pop(key)
-        for f in fields(TrainConfig):
-            if f.name == "task":
-                value = task
-            elif f.name in kwargs:
-                value = kwargs[f.name]
-            elif f.default is not MISSING:
-                value = f.default
-            else:
-                value = f.default_factory()
-            object.__setattr__(self, f.name, value)
-        for kind, values in kind_values.items():
-            setattr(self, kind, replace(getattr(self, kind), **values))
+        groups = {kind: {n: n for n in _names(cls)} for kind, cls in _KINDS.items()}
+        init_flat(self, {"task": task, **kwargs}, groups)
         check_ranges(self)
         if self.rho >= 1 or self.alpha > 1:
             raise ValueError(f"--rho must be < 1 and --alpha <= 1, got {self.rho}, {self.alpha}")
@@ -361,7 +336,7 @@ def train_student(cfg: TrainConfig, train_ds, eval_ds, out: str, *, mask_token=N
         "task": cfg.task,
         "best_epoch": best_epoch["epoch"],
         "dev": best_epoch["dev"],
-        "parameters": num_parameters(adapter),
+        "parameters": adapter.num_parameters(),
         "train_rows": int(len(rows)),
         "history": history,
     }

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import numpy as np
 
 PAD, UNK, MASK = "[PAD]", "[UNK]", "[MASK]"
+SPECIALS = 3  # [PAD], [UNK] and the mask token are ids 0, 1, 2; vocab.json's words start here
 
 
 class StudentVocab:
@@ -71,7 +72,11 @@ class StudentVocab:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"words": self.words[3:], "lowercase": self.lowercase, "mask_token": self.mask_token},
+            {
+                "words": self.words[SPECIALS:],
+                "lowercase": self.lowercase,
+                "mask_token": self.mask_token,
+            },
             ensure_ascii=False,
         )
 

@@ -14,13 +14,13 @@ can be given flat, as the CLI flags are named::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import posixpath
 from dataclasses import dataclass, field
 
 from augment import AugmentConfig
+from augment.flags import init_flat
 from augment.tagger import resolve_tagger
 from augment.tasks import TaskSpec, get_task
 from pipelines import exchange, logits_cache, outdir, preflight
@@ -68,39 +68,13 @@ class BuildOptions:
     command: str | None = None  # how the build was asked for (manifest, card)
 
     def __init__(self, task: str, out: str, **kwargs):
-        named = {f.name for f in dataclasses.fields(self)}
-        augment, scale, teacher = {}, {}, {}
-        aug_fields = {f.name for f in dataclasses.fields(AugmentConfig)} - {"mask_token"}
-        scale_fields = {f.name for f in dataclasses.fields(ScaleConfig)}
-        for key in list(kwargs):
-            if key in named:
-                continue
-            value = kwargs.pop(key)
-            if key in aug_fields:
-                augment[key] = value
-            elif key in scale_fields:
-                scale[key] = value
-            elif key.startswith("teacher_") and key[8:] in TEACHER_SETTINGS:
-                teacher[key[8:]] = value
-            else:
-                known = sorted(named | aug_fields | scale_fields)
-                known += [f"teacher_{n}" for n in TEACHER_SETTINGS]
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise TypeError(f"BuildOptions got an unknown setting {key!r}{hint}")
-        for f in dataclasses.fields(self):
-            if f.name in kwargs:
-                value = kwargs[f.name]
-            elif f.default is not dataclasses.MISSING:
-                value = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                value = f.default_factory()
-            else:
-                value = {"task": task, "out": out}[f.name]
-            setattr(self, f.name, value)
-        self.augment = dataclasses.replace(self.augment, **augment)  # checked here
-        self.scale = dataclasses.replace(self.scale, **scale)
-        self.teacher_settings = {**self.teacher_settings, **teacher}
+        same = lambda cls: {f.name: f.name for f in dataclasses.fields(cls)}  # noqa: E731
+        groups = {
+            "augment": same(AugmentConfig),  # its mask_token is BuildOptions' own field
+            "scale": same(ScaleConfig),
+            "teacher_settings": {f"teacher_{n}": n for n in TEACHER_SETTINGS},
+        }
+        init_flat(self, {"task": task, "out": out, **kwargs}, groups)  # the configs check
         self.label_map = tuple(tuple(p) for p in self.label_map)
         self.beam_args = list(self.beam_args)
 

@@ -130,9 +130,6 @@ class Staging:
             os.close(self._fd)
             self._fd = None
 
-    def drop_work(self) -> None:
-        _remove(self.work)
-
     def committer(self) -> Committer:
         """What commits this staged set, as a small value a worker can run."""
         return Committer(self.path, self.out, self.seen, self.overwrite)

@@ -86,11 +86,10 @@ class _ReadFileFn(beam.DoFn):
 
 
 def _as_dict(element) -> dict | None:
+    """A dict, or a ``beam.Row`` / NamedTuple as one (both have ``_asdict``); else None."""
     if isinstance(element, dict):
         return element
-    if isinstance(element, beam.Row) or hasattr(element, "_asdict"):
-        return element._asdict() if hasattr(element, "_asdict") else dict(vars(element))
-    return None
+    return element._asdict() if hasattr(element, "_asdict") else None
 
 
 def _shown(element) -> str:

@@ -313,7 +313,7 @@ def _summary(path: str, manifest: dict, stream: _Stream, out: str) -> list[str]:
     )
 
     md += ["", "## Lengths (student tokens)", ""]
-    md.append(_image(hist(out, "lengths.png", "lengths", "tokens", _series(stream, "lengths"))))
+    md.append(_figure(stream, out, "lengths.png", "lengths", "tokens", "lengths"))
     if not stream.hist.get("scores") and not stream.sums["originals"]:
         return md + ["", "No teacher logits in this transfer set (built without `--teacher`)."]
     return md + ["", "## Teacher", "", *_teacher_section(stream, out)]
@@ -328,24 +328,22 @@ def _image(name: str) -> str:
     return f"![{name.removesuffix('.png')}]({name})"
 
 
+def _figure(stream: _Stream, out: str, file: str, title: str, xlabel: str, name: str) -> str:
+    """The histogram of one series, originals against samples, as a Markdown image."""
+    return _image(hist(out, file, title, xlabel, _series(stream, name)))
+
+
 def _teacher_section(stream: _Stream, out: str) -> list[str]:
     rows, names = stream.rows, stream.names
-    image = _image
-
-    def series(name: str) -> dict[str, np.ndarray]:
-        return _series(stream, name)
-
     md: list[str] = []
     if not names:
         return md + [
-            image(hist(out, "teacher_scores.png", "teacher output", "score", series("scores")))
+            _figure(stream, out, "teacher_scores.png", "teacher output", "score", "scores")
         ]
     title = "teacher confidence (max softmax)"
-    md.append(
-        image(hist(out, "teacher_confidence.png", title, "probability", series("confidence")))
-    )
+    md.append(_figure(stream, out, "teacher_confidence.png", title, "probability", "confidence"))
     md.append("")
-    md.append(image(hist(out, "teacher_entropy.png", "teacher entropy", "nats", series("entropy"))))
+    md.append(_figure(stream, out, "teacher_entropy.png", "teacher entropy", "nats", "entropy"))
     md += [""]
     means = []
     for g in ("originals", "samples"):
@@ -365,7 +363,7 @@ def _teacher_section(stream: _Stream, out: str) -> list[str]:
     if rows["samples"]:
         dist["teacher (samples)"] = shares(stream.argmax["samples"])
     md.append("")
-    md.append(image(bars(out, "label_distribution.png", "label distribution", dist)))
+    md.append(_image(bars(out, "label_distribution.png", "label distribution", dist)))
     md += [""]
     md += md_table(
         [(k, *(f"{v[n]:.1%}" for n in names)) for k, v in dist.items()], ("label mix", *names)

@@ -155,6 +155,7 @@ class _AugmentFn(beam.DoFn):
     def setup(self):
         self.stage = StageMeter("sampled")
         self.drawn = counter("drawn")
+        self._nbr = None  # the neighbour table, built on first use (--p-nbr only)
 
     def start_bundle(self):
         self.spill = KeyedSpill(self.work, "rows-", self.scale.spill_rows)
@@ -163,7 +164,7 @@ class _AugmentFn(beam.DoFn):
         """The corpus words' GloVe neighbours, built once per worker (``--p-nbr`` only)."""
         if self.config.p_nbr == 0:
             return None
-        if getattr(self, "_nbr", None) is None:
+        if self._nbr is None:
             from augment.neighbours import Neighbours
 
             self._nbr = Neighbours.glove(vocab.compiled.words, self.config.nbr_k)

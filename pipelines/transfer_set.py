@@ -15,8 +15,15 @@ import posixpath
 from dataclasses import asdict, dataclass, field, fields
 
 SHARD_FORMATS = ("arrow", "parquet")  # Arrow IPC streams (datasets' own format), or Parquet
-DATA_GLOB = "data-*.arrow"  # the shards of the default format; data_glob(fmt) for either
-DATA_GLOBS = tuple(f"data-*.{fmt}" for fmt in SHARD_FORMATS)
+
+
+def data_glob(shard_format: str) -> str:
+    """The glob of a set's shards: ``data-*.arrow`` (not ``*.arrow``, which also matches the
+    ``cache-*.arrow`` files a later ``Dataset.map`` writes beside them) or ``data-*.parquet``."""
+    return f"data-*.{shard_format}"
+
+
+DATA_GLOBS = tuple(data_glob(fmt) for fmt in SHARD_FORMATS)
 DATASET_INFO = "dataset_info.json"
 STATE = "state.json"  # what datasets.load_from_disk reads
 MANIFEST = "manifest.json"
@@ -34,12 +41,6 @@ SET_FOLDERS = (DEAD_LETTER_DIR,)
 
 def shard_name(index: int, num_shards: int, shard_format: str = "arrow") -> str:
     return f"data-{index:05d}-of-{num_shards:05d}.{shard_format}"
-
-
-def data_glob(shard_format: str) -> str:
-    """The glob of a set's shards: ``data-*.arrow`` (not ``*.arrow``, which also matches the
-    ``cache-*.arrow`` files a later ``Dataset.map`` writes beside them) or ``data-*.parquet``."""
-    return f"data-*.{shard_format}"
 
 
 @dataclass(frozen=True)
