@@ -49,4 +49,5 @@ run_task() {  # task, train file, dev file (picks epochs), test file (reported)
 # teacher recipes: README, "Teacher recipes" (MRPC: the best measured; STS-B: last round's)
 TEACHER_FLAGS="--epochs 5 --lr 1e-4 --batch-size 16" run_task mrpc $Q/mrpc-train.tsv $Q/mrpc-dev.tsv \
     $G/MRPC/test.tsv
-TEACHER_FLAGS="--epochs 2 --lr 5e-5 --batch-size 32" run_task stsb $Q/stsb-train.tsv $Q/stsb-sel.tsv $G/STS-B/dev.tsv
+TEACHER_FLAGS="--epochs 2 --lr 5e-5 --batch-size 32" run_task stsb $Q/stsb-train.tsv $Q/stsb-sel.tsv \
+    $G/STS-B/dev.tsv

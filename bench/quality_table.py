@@ -1,7 +1,7 @@
 """The results table of bench/quality_sst2.sh and bench/quality_pairs.sh, from the evaluate
 JSONs they wrote: one column per GLUE metric of the task (``augment.tasks``). A model trained
 with several seeds (``NAME-s0.json``, ``NAME-s1.json``, ...) is one row: the mean, then the
-lowest and highest seed."""
+lowest and highest seed (parameters and sentences/s: the first seed's)."""
 
 from __future__ import annotations
 
