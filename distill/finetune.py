@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -54,6 +55,12 @@ class FinetuneConfig:
     )
     warmup: float = setting(0.06, "share of steps with linear warm-up", minimum=0)
     weight_decay: float = setting(0.01, "AdamW weight decay", minimum=0)
+    layer_decay: float = setting(
+        1.0,
+        "layer-wise lr decay: encoder layer l of L trains at lr * decay^(L - l), the embeddings"
+        " at lr * decay^(L + 1), the head at lr (1 = one lr for all)",
+        above=0,
+    )
     max_steps: int | None = setting(
         None, "stop after this many steps (smoke tests, demos)", minimum=1
     )
@@ -66,11 +73,31 @@ class FinetuneConfig:
         check_ranges(self)
         if self.warmup >= 1:
             raise ValueError(f"--warmup is a share of the steps, < 1; got {self.warmup}")
+        if self.layer_decay > 1:
+            raise ValueError(f"--layer-decay is at most 1; got {self.layer_decay}")
 
 
 def _texts(ds) -> tuple[list[str], list[str] | None]:
     texts_b = list(ds["text_b"])
     return list(ds["text_a"]), texts_b if texts_b and texts_b[0] is not None else None
+
+
+def param_groups(model, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights; with ``layer_decay < 1``
+    the lr shrinks by that factor per layer from the head down (layer-wise lr decay)."""
+    n_layers = model.config.num_hidden_layers
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        found = re.search(r"\.layers?\.(\d+)\.", name)
+        if found:
+            depth = n_layers - int(found.group(1))
+        elif "embeddings" in name:
+            depth = n_layers + 1
+        else:  # pooler, classifier
+            depth = 0
+        wd = 0.0 if name.endswith(("bias", "LayerNorm.weight")) else weight_decay
+        groups.setdefault((lr * layer_decay**depth, wd), []).append(p)
+    return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in groups.items()]
 
 
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
@@ -106,18 +133,8 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": cfg.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optim = torch.optim.AdamW(groups, lr=cfg.lr)
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay)
+    optim = torch.optim.AdamW(groups, lr=cfg.lr)  # each group carries its own lr
     sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup * total), total)
     history, box = [], {"best": None, "step": 0}
     rows = np.flatnonzero(keep)

@@ -83,3 +83,44 @@ def test_glue_metrics_match_hand_computed_values():
     assert cola["matthews_correlation"] == 1.0
     sts = glue_metrics("sts-b", [0.0, 1.0, 2.0], [0.0, 2.0, 4.0])
     assert abs(sts["pearson"] - 1.0) < 1e-12 and abs(sts["spearmanr"] - 1.0) < 1e-12
+
+
+def test_layer_decay_gives_each_layer_its_lr_and_every_parameter_one_group(tiny_teacher):
+    """Layer-wise lr decay: the head at lr, encoder layer l of L at lr * d^(L - l), the
+    embeddings at lr * d^(L + 1); no weight decay on biases and LayerNorm weights; d = 1 is
+    one lr for all (the default)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from distill.finetune import param_groups
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    n_layers = model.config.num_hidden_layers  # 2
+    where = {}  # parameter name -> (lr, weight decay)
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    groups = param_groups(model, 1e-3, 0.01, layer_decay=0.5)
+    for g in groups:
+        for p in g["params"]:
+            assert by_id[id(p)] not in where  # one group each
+            where[by_id[id(p)]] = (g["lr"], g["weight_decay"])
+    assert set(where) == set(by_id.values())
+    for name, (lr, wd) in where.items():
+        if ".layer." in name:
+            layer = int(name.split(".layer.")[1].split(".")[0])
+            assert lr == 1e-3 * 0.5 ** (n_layers - layer), name
+        elif "embeddings" in name:
+            assert lr == 1e-3 * 0.5 ** (n_layers + 1), name
+        else:
+            assert name.startswith(("classifier", "bert.pooler")) and lr == 1e-3, name
+        assert wd == (0.0 if name.endswith(("bias", "LayerNorm.weight")) else 0.01), name
+    assert {lr for lr, _ in where.values()} == {1e-3 * 0.5**k for k in range(n_layers + 2)}
+    flat = param_groups(model, 1e-3, 0.01)
+    assert {g["lr"] for g in flat} == {1e-3} and len(flat) == 2
+
+
+def test_finetune_refuses_a_layer_decay_above_one(glue_dir, tmp_path, capsys):
+    sst2 = glue_dir / "SST-2"
+    argv = ["finetune-teacher", "--task", "sst2", "--train", str(sst2 / "train.tsv")]
+    argv += ["--dev", str(sst2 / "dev.tsv"), "--out", str(tmp_path / "t"), "--layer-decay", "1.5"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["transferset finetune-teacher: error: --layer-decay is at most 1; got 1.5"]
