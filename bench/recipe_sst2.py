@@ -142,6 +142,11 @@ ROWS = {
         "sst2-h-n8-nbr-added",
         GLOVE_TRAIN,
     ),
+    "h-base-e3": (
+        "honest baseline, 3 epochs (for time: the 5-epoch row's first 3, no lr schedule)",
+        "sst2-h-n8",
+        (*GLOVE_TRAIN, "--epochs", "3"),
+    ),
     "h-base-seed1": ("honest baseline, seed 1", "sst2-h-n8", (*GLOVE_TRAIN, "--seed", "1")),
     "h-base-seed2": ("honest baseline, seed 2", "sst2-h-n8", (*GLOVE_TRAIN, "--seed", "2")),
     "h-nbr-for-pos-seed1": (
