@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not bench/: see bench/augment.py
 
 from bench._glue import glue_file  # noqa: E402
+from bench.split_rows import split_tsv  # noqa: E402
 
 Q = ROOT / "data" / "quality"
 TEACHER = ROOT.parent / "shared" / "models" / "sst2-minilm"
@@ -177,12 +178,8 @@ def build(name: str) -> None:
         return
     source = glue_file("SST-2/train.tsv")
     if name in HONEST:
-        if not SELECTION.exists():
-            subprocess.run(
-                [sys.executable, str(ROOT / "bench" / "split_rows.py"), str(source),
-                 str(MINUS_SELECTION), str(SELECTION), "2000"],
-                check=True,
-            )  # fmt: skip
+        if not SELECTION.exists():  # the split bench/quality_sst2.sh carves
+            split_tsv(str(source), str(MINUS_SELECTION), str(SELECTION), 2000)
         source = MINUS_SELECTION
     run(
         [

@@ -85,7 +85,7 @@ def _texts(ds) -> tuple[list[str], list[str] | None]:
 def param_groups(model, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
     """AdamW groups: no weight decay on biases and LayerNorm weights; with ``layer_decay < 1``
     the lr shrinks by that factor per layer from the head down (layer-wise lr decay)."""
-    n_layers = getattr(model.config, "num_hidden_layers", 0)  # 0: no layer stack to decay
+    n_layers = model.config.num_hidden_layers if layer_decay < 1 else 0  # 1: depth is moot
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
         found = re.search(r"\.layers?\.(\d+)\.", name)
