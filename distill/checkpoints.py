@@ -2,13 +2,18 @@
 when the caller says it trusts it (unpickling can run arbitrary code); a tokenizer only when it
 has its files and really knows words; and the one rule that maps a checkpoint's labels onto a
 task's. Every command that loads a checkpoint (build, evaluate, finetune-teacher,
-train-student --teacher, export) comes through here. Torch-free at import."""
+train-student --teacher, export) comes through here. And how a run saves one without ever
+leaving a half-written folder: the resumable training state (``Checkpoint``) and the atomic
+swap of a finished folder into place (``replace_folder``). Torch-free at import."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import logging
 import os
 import re
+import shutil
 
 logger = logging.getLogger(__name__)
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -149,3 +154,96 @@ def apply_umask(folder: str) -> None:
         path = os.path.join(folder, name)
         if os.path.isfile(path) and not os.path.islink(path):
             os.chmod(path, 0o666 & ~mask)
+
+
+def hash_table(h, table) -> None:
+    """Feed every byte of an Arrow table (its column names and buffers) to the hash ``h``."""
+    for name in table.column_names:
+        h.update(name.encode())
+        for chunk in table.column(name).chunks:
+            for buf in chunk.buffers():
+                if buf is not None:
+                    h.update(buf)
+
+
+class Checkpoint:
+    """The training state after each finished epoch (weights, optimiser, both RNGs, history,
+    the best epoch so far), written atomically to ``folder``: a killed ``train-student`` rerun
+    (or ``finetune-teacher``) rerun with the same command resumes after the last finished epoch
+    and ends with the weights an uninterrupted run ends with (same thread count: float sums
+    depend on it)."""
+
+    def __init__(self, folder: str, run_id: str):
+        self.folder, self.run_id = folder, run_id
+        self.path = os.path.join(folder, "state.pt")
+
+    def load(self) -> dict | None:
+        if not os.path.exists(self.path):
+            return None
+        import torch
+
+        try:
+            state = torch.load(self.path, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a bad checkpoint costs a restart, not the run
+            logger.warning(
+                "checkpoint %s can't be read (%s): training from the start", self.path, exc
+            )
+            return None
+        if state.get("run_id") != self.run_id:
+            logger.warning(
+                "checkpoint %s belongs to another run (config or data differ): training from "
+                "the start",
+                self.path,
+            )
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        import torch
+
+        os.makedirs(self.folder, exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            torch.save(state | {"run_id": self.run_id}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def replace_folder(staged: str, out: str) -> str | None:
+    """Put the finished folder ``staged`` at ``out``: at every moment ``out`` is the old folder
+    or the new one, whole. Returns the path now holding the old folder (the caller removes it),
+    or None when there was none."""
+    if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
+        os.rename(staged, out)  # replaces an empty folder atomically
+        return None
+    if _exchange(staged, out):
+        return staged
+    # no RENAME_EXCHANGE here (some network file systems): a short window without ``out``
+    old = f"{staged}.old"
+    os.rename(out, old)
+    os.rename(staged, out)
+    return old
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"could not swap {a} and {b}: {os.strerror(err)}")

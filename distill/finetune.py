@@ -3,14 +3,24 @@
 For users with no teacher yet. Length-bucketed batches, AdamW with linear warm-up and decay,
 dev evaluation after each epoch with the task's GLUE metric; the best epoch is saved
 (safetensors) with the task's ``id2label``.
+
+Faults: each new best epoch is written to a sibling ``<out>.saving-<id>/`` and swapped in whole
+(``replace_folder``), with the ``finetune.json`` that says which epoch it is, so ``--out`` is at
+every moment a complete checkpoint or absent. The training state after each epoch is kept in
+``<out>.checkpoint/``: the same command, rerun after a kill, resumes after the last finished
+epoch and ends with the weights an uninterrupted run ends with.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import logging
 import os
 import re
+import shutil
+import uuid
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,7 +28,7 @@ import numpy as np
 from augment.flags import check_ranges, setting
 from augment.tasks import has_gold
 from distill.batching import bucketed_batches
-from distill.checkpoints import apply_umask
+from distill.checkpoints import Checkpoint, apply_umask, hash_table, replace_folder
 from distill.loop import run_epochs
 from distill.losses import ce
 from distill.metrics import main_metric, score_logits
@@ -100,6 +110,29 @@ def param_groups(model, lr: float, weight_decay: float, layer_decay: float = 1.0
     return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in groups.items()]
 
 
+def _run_id(cfg: FinetuneConfig, base: str, train_ds, dev_ds) -> str:
+    """What makes two runs the same run: the config, the base checkpoint (path, weights' size
+    and time) and every byte of the training and dev data."""
+    from distill.checkpoints import weights_file
+
+    weights = os.stat(weights_file(base, cfg.allow_pickle, role="base model"))
+    what = asdict(cfg) | {
+        "base": os.path.abspath(base),
+        "weights": [weights.st_size, weights.st_mtime_ns],
+    }
+    h = hashlib.blake2b(json.dumps(what, sort_keys=True).encode(), digest_size=32)
+    for ds in (train_ds, dev_ds):
+        hash_table(h, ds.with_format("arrow")[:])
+    return h.hexdigest()
+
+
+def _write_json(path: str, record: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, path)
+
+
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
     """Train, keep the best dev epoch, save it to ``out``; returns the metrics history."""
     import torch
@@ -109,6 +142,9 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
 
     if len(train_ds) == 0:
         raise ValueError("the training set is empty")
+    out = out.rstrip("/") or out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a file, not a folder")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     base = cfg.base or default_base()
@@ -136,7 +172,29 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay)
     optim = torch.optim.AdamW(groups, lr=cfg.lr)  # each group carries its own lr
     sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup * total), total)
-    history, box = [], {"best": None, "step": 0}
+    run_id = _run_id(cfg, base, train_ds, dev_ds)
+    record = {"config": asdict(cfg) | {"base": base}, "run_id": run_id}
+    box = {"history": [], "best": None, "best_epoch": None, "step": 0}
+    resume = Checkpoint(f"{out}.checkpoint", run_id)
+    for stale in glob.glob(glob.escape(out) + ".saving-*"):  # saves cut short by a kill
+        shutil.rmtree(stale, ignore_errors=True)
+    state = resume.load()
+    # ``out`` holds the state's best epoch, or the next one when a kill fell between its save
+    # and the state's (that epoch is then trained again, to the same weights)
+    if state is not None and _saved_epoch(out, run_id) in (
+        state["best_epoch"],
+        len(state["history"]) + 1,
+    ):
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        box.update({k: state[k] for k in box})
+        logger.info("resuming after epoch %d (from %s)", len(box["history"]), resume.path)
+    elif state is not None:
+        logger.warning("%s does not hold this run's best epoch: training from the start", out)
+    history = box["history"]
     rows = np.flatnonzero(keep)
 
     def batches(_epoch: int):
@@ -159,18 +217,52 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     def evaluate() -> dict:
         return score_logits(cfg.task, predict(adapter, *_texts(dev_ds)), list(dev_ds["label"]))
 
-    def after(record: dict) -> bool:
-        history.append(record)
-        logger.info("epoch %d: dev %s", record["epoch"], record["dev"])
-        if box["best"] is None or main_metric(cfg.task, record["dev"]) > box["best"]:
-            box["best"] = main_metric(cfg.task, record["dev"])
-            model.save_pretrained(out, safe_serialization=True)
-            tokenizer.save_pretrained(out)
-            apply_umask(out)
+    def after(epoch: dict) -> bool:
+        history.append(epoch)
+        logger.info("epoch %d: dev %s", epoch["epoch"], epoch["dev"])
+        if box["best"] is None or main_metric(cfg.task, epoch["dev"]) > box["best"]:
+            box.update(best=main_metric(cfg.task, epoch["dev"]), best_epoch=epoch["epoch"])
+            _save(model, tokenizer, out, record | box)
+        resume.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optim.state_dict(),
+                "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": rng.bit_generator.state,
+                **box,
+            }
+        )
         return box["step"] < total
 
-    run_epochs("finetune", 1, cfg.epochs, batches, step, evaluate, after)
-    best = box["best"]
-    with open(os.path.join(out, "finetune.json"), "w") as f:
-        json.dump({"config": asdict(cfg) | {"base": base}, "history": history}, f, indent=2)
-    return {"history": history, "best": best}
+    if box["step"] < total:
+        run_epochs("finetune", len(history) + 1, cfg.epochs, batches, step, evaluate, after)
+    _write_json(os.path.join(out, "finetune.json"), record | box)  # the whole history
+    resume.remove()  # the run is complete: the same command trains anew
+    return {"history": history, "best": box["best"]}
+
+
+def _save(model, tokenizer, out: str, record: dict) -> None:
+    """The best epoch so far, with its record, written beside ``out`` and swapped in whole."""
+    staged = f"{out}.saving-{uuid.uuid4().hex[:12]}"
+    try:
+        model.save_pretrained(staged, safe_serialization=True)
+        tokenizer.save_pretrained(staged)
+        _write_json(os.path.join(staged, "finetune.json"), record)
+        apply_umask(staged)
+        old = replace_folder(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _saved_epoch(out: str, run_id: str) -> int | None:
+    """The epoch ``out`` holds, when this run saved it."""
+    try:
+        with open(os.path.join(out, "finetune.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved.get("best_epoch") if saved.get("run_id") == run_id else None

@@ -21,6 +21,7 @@ import torch
 from augment.flags import check_ranges, init_flat, setting
 from augment.tasks import get_task, has_gold
 from distill.batching import Ragged, bucketed_batches
+from distill.checkpoints import Checkpoint, hash_table
 from distill.data import label_names
 from distill.loop import run_epochs
 from distill.losses import LOSSES, distillation_loss
@@ -367,58 +368,11 @@ def _run_fingerprint(cfg: TrainConfig, encoded, rows, eval_ds) -> str:
     import hashlib
 
     h = hashlib.blake2b(json.dumps(asdict(cfg), sort_keys=True).encode(), digest_size=32)
-    for name in encoded.column_names:
-        h.update(name.encode())
-        for chunk in encoded.column(name).chunks:
-            for buf in chunk.buffers():
-                if buf is not None:
-                    h.update(buf)
+    hash_table(h, encoded)
     h.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
     evaluation = {c: list(eval_ds[c]) for c in ("text_a", "text_b", "label")}
     h.update(json.dumps(evaluation, default=str).encode())
     return h.hexdigest()
-
-
-class Checkpoint:
-    """The training state after each finished epoch (weights, optimiser, both RNGs, history,
-    the best epoch so far), written atomically to ``folder``: a killed ``train-student`` rerun
-    with the same command resumes after the last finished epoch and ends with the weights an
-    uninterrupted run ends with (same thread count: float sums depend on it)."""
-
-    def __init__(self, folder: str, run_id: str):
-        self.folder, self.run_id = folder, run_id
-        self.path = os.path.join(folder, "state.pt")
-
-    def load(self) -> dict | None:
-        if not os.path.exists(self.path):
-            return None
-        try:
-            state = torch.load(self.path, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - a bad checkpoint costs a restart, not the run
-            logger.warning(
-                "checkpoint %s can't be read (%s): training from the start", self.path, exc
-            )
-            return None
-        if state.get("run_id") != self.run_id:
-            logger.warning(
-                "checkpoint %s belongs to another run (config or data differ): training from "
-                "the start",
-                self.path,
-            )
-            return None
-        return state
-
-    def save(self, state: dict) -> None:
-        os.makedirs(self.folder, exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            torch.save(state | {"run_id": self.run_id}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _fit(

@@ -14,8 +14,6 @@ deleted and the new ones renamed in (the README says so).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fnmatch
 import glob
 import logging
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
+from distill.checkpoints import replace_folder
 from pipelines.exchange import match
 from pipelines.transfer_set import (
     DATA_GLOBS,
@@ -163,10 +162,11 @@ class Committer:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._recheck()
-            self._swap()
+            old = replace_folder(self.path, self.out)
         finally:
             os.close(fd)
-        shutil.rmtree(self.path, ignore_errors=True)  # the old set, after an exchange
+        if old:
+            shutil.rmtree(old, ignore_errors=True)  # the old set, after the swap
         with contextlib.suppress(OSError):  # its build is done; a held lock on it stays valid
             os.unlink(f"{self.path}.lock")
 
@@ -178,18 +178,6 @@ class Committer:
             "set was not committed (its teacher logits are cached: rerun with --overwrite to "
             "replace the other set, or choose another folder)"
         )
-
-    def _swap(self) -> None:
-        if not os.path.exists(self.out) or not os.listdir(self.out):
-            os.rename(self.path, self.out)  # replaces an empty folder atomically
-            return
-        if _exchange(self.path, self.out):
-            return  # self.path now holds the old set
-        # no RENAME_EXCHANGE here (some network file systems): a short window without ``out``
-        old = f"{self.out}.staging-{uuid.uuid4().hex[:12]}"
-        os.rename(self.out, old)
-        os.rename(self.path, self.out)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _locked(path: str) -> int:
@@ -238,26 +226,6 @@ def clean_stale(out: str) -> list[str]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Swap two paths atomically (Linux ``renameat2``); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, f"could not swap {a} and {b}: {os.strerror(err)}")
 
 
 def _remove(path: str) -> None:

@@ -578,6 +578,80 @@ def test_a_killed_train_student_resumes_and_ends_with_the_same_weights(glue_dir,
     assert [h["train_loss"] for h in one["history"]] == [h["train_loss"] for h in two["history"]]
 
 
+def _finetune_argv(glue_dir: Path, base: Path, out: Path, tmp_path: Path) -> list[str]:
+    src = head(glue_dir / "SST-2" / "train.tsv", tmp_path / "ft-train.tsv", 300)
+    dev = head(glue_dir / "SST-2" / "dev.tsv", tmp_path / "ft-dev.tsv", 100)
+    return ["finetune-teacher", "--task", "sst2", "--train", str(src), "--dev", str(dev),
+            "--base", str(base), "--out", str(out), "--epochs", "4", "--batch-size", "8",
+            "--lr", "1e-3"]  # fmt: skip
+
+
+def _holds_its_epoch(out: Path, dev: Path) -> int:
+    """``out`` is one whole checkpoint: its weights score the dev accuracy its finetune.json
+    records for the epoch it says it holds. Returns that epoch."""
+    from augment.tasks import get_task
+    from distill import Student
+    from pipelines.readers import read_examples
+
+    record = json.loads((out / "finetune.json").read_text())
+    epoch = record["best_epoch"]
+    rows = read_examples(str(dev), get_task("sst2"))
+    labels = Student.load(str(out)).predict(list(rows["text_a"])).labels
+    gold = [["negative", "positive"][y] for y in rows["label"]]
+    accuracy = float(np.mean(np.array(labels) == np.array(gold)))
+    assert accuracy == record["history"][epoch - 1]["dev"]["accuracy"]
+    return epoch
+
+
+def test_a_killed_finetune_teacher_resumes_and_its_out_is_always_whole(glue_dir, tmp_path):
+    """The best epoch is swapped into --out whole, with the finetune.json that names it; after
+    kill -9 the same command resumes after the last finished epoch and ends with the weights an
+    uninterrupted run ends with."""
+    base = make_tiny_teacher(tmp_path / "base")
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    proc = _train(_finetune_argv(glue_dir, base, whole, tmp_path), tmp_path / "w.log")
+    assert proc.wait(timeout=600) == 0, (tmp_path / "w.log").read_text()[-2000:]
+    assert not (tmp_path / "whole.checkpoint").exists()  # a finished run keeps no state
+    assert len(json.loads((whole / "finetune.json").read_text())["history"]) == 4
+    proc = _train(_finetune_argv(glue_dir, base, resumed, tmp_path), tmp_path / "r1.log")
+    state = tmp_path / "resumed.checkpoint" / "state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not state.exists():
+        time.sleep(0.02)
+    assert proc.poll() is None, (tmp_path / "r1.log").read_text()[-2000:]  # still training
+    kill_group(proc)
+    assert _holds_its_epoch(resumed, tmp_path / "ft-dev.tsv") == 1  # epoch 1, whole
+    proc = _train(_finetune_argv(glue_dir, base, resumed, tmp_path), tmp_path / "r2.log")
+    assert proc.wait(timeout=600) == 0, (tmp_path / "r2.log").read_text()[-2000:]
+    assert "resuming after epoch 1" in (tmp_path / "r2.log").read_text()
+    weights = [(d / "model.safetensors").read_bytes() for d in (whole, resumed)]
+    assert weights[0] == weights[1]
+    one, two = (json.loads((d / "finetune.json").read_text()) for d in (whole, resumed))
+    assert [h["train_loss"] for h in one["history"]] == [h["train_loss"] for h in two["history"]]
+    assert one["best_epoch"] == _holds_its_epoch(resumed, tmp_path / "ft-dev.tsv")
+    assert not list(tmp_path.glob("resumed.saving-*"))
+    assert not (tmp_path / "resumed.checkpoint").exists()
+
+
+def test_replace_folder_swaps_whole_folders_with_or_without_renameat2(tmp_path, monkeypatch):
+    from distill import checkpoints
+
+    def folder(name: str, text: str) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(text)
+        return tmp_path / name
+
+    out = tmp_path / "out"
+    assert checkpoints.replace_folder(str(folder("a", "1")), str(out)) is None
+    assert (out / "f").read_text() == "1"
+    old = checkpoints.replace_folder(str(folder("b", "2")), str(out))
+    assert (out / "f").read_text() == "2" and (Path(old) / "f").read_text() == "1"
+    monkeypatch.setattr(checkpoints, "_exchange", lambda a, b: False)  # e.g. a network disk
+    old = checkpoints.replace_folder(str(folder("c", "3")), str(out))
+    assert (out / "f").read_text() == "3" and (Path(old) / "f").read_text() == "2"
+    assert not (tmp_path / "c").exists()
+
+
 def test_a_checkpoint_of_other_data_or_config_is_not_resumed():
     """The run fingerprint covers every byte training reads: other logits (a relabelled
     teacher), labels, rows, selection data or config start a new run."""
