@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import glob
 import logging
 import os
 import re
 import shutil
+import sys
 
 logger = logging.getLogger(__name__)
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -157,10 +159,13 @@ def apply_umask(folder: str) -> None:
 
 
 def hash_table(h, table) -> None:
-    """Feed every byte of an Arrow table (its column names and buffers) to the hash ``h``."""
+    """Feed an Arrow table to the hash ``h``: its schema, and each chunk's offset, length and
+    buffers (a slice shares its parent's buffers, so the offset and length tell slices apart)."""
+    h.update(str(table.schema).encode())
     for name in table.column_names:
         h.update(name.encode())
         for chunk in table.column(name).chunks:
+            h.update(f"{chunk.offset}:{len(chunk)}".encode())
             for buf in chunk.buffers():
                 if buf is not None:
                     h.update(buf)
@@ -222,11 +227,29 @@ def replace_folder(staged: str, out: str) -> str | None:
         return None
     if _exchange(staged, out):
         return staged
-    # no RENAME_EXCHANGE here (some network file systems): a short window without ``out``
+    # no RENAME_EXCHANGE here (some network file systems, macOS): a short window without
+    # ``out``, which a kill can make long: ``recover_swap`` puts the old folder back
     old = f"{staged}.old"
     os.rename(out, old)
-    os.rename(staged, out)
+    try:
+        os.rename(staged, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
     return old
+
+
+def recover_swap(out: str, pattern: str) -> str | None:
+    """Put back the old folder of a swap that a kill cut between its two renames (``out``
+    missing, the old folder at ``<out><pattern>.old``); returns the path it came from."""
+    if os.path.lexists(out):
+        return None
+    olds = sorted(glob.glob(glob.escape(out) + pattern + ".old"), key=os.path.getmtime)
+    if not olds:
+        return None
+    os.rename(olds[-1], out)
+    logger.warning("%s was missing after a cut swap: its old folder %s is back", out, olds[-1])
+    return olds[-1]
 
 
 _RENAME_EXCHANGE = 2
@@ -235,10 +258,12 @@ _AT_FDCWD = -100
 
 def _exchange(a: str, b: str) -> bool:
     """Swap two paths atomically (Linux ``renameat2``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if rc == 0:
@@ -247,3 +272,17 @@ def _exchange(a: str, b: str) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(err, f"could not swap {a} and {b}: {os.strerror(err)}")
+
+
+def hold_lock(path: str, what: str) -> int:
+    """Take the ``flock`` on ``path`` for the life of this process (returns its descriptor), or
+    say in one line that another process holds it: two runs writing one folder would mix it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ValueError(f"another process is writing {what} (it holds {path})") from None
+    return fd

@@ -8,11 +8,13 @@ Faults: each new best epoch is written to a sibling ``<out>.saving-<id>/`` and s
 (``replace_folder``), with the ``finetune.json`` that says which epoch it is, so ``--out`` is at
 every moment a complete checkpoint or absent. The training state after each epoch is kept in
 ``<out>.checkpoint/``: the same command, rerun after a kill, resumes after the last finished
-epoch and ends with the weights an uninterrupted run ends with.
+epoch and ends with the weights an uninterrupted run ends with. ``out`` is therefore only ever a
+new or empty folder or one this command wrote, and ``<out>.lock`` keeps a second run off it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -28,7 +30,14 @@ import numpy as np
 from augment.flags import check_ranges, setting
 from augment.tasks import has_gold
 from distill.batching import bucketed_batches
-from distill.checkpoints import Checkpoint, apply_umask, hash_table, replace_folder
+from distill.checkpoints import (
+    Checkpoint,
+    apply_umask,
+    hash_table,
+    hold_lock,
+    recover_swap,
+    replace_folder,
+)
 from distill.loop import run_epochs
 from distill.losses import ce
 from distill.metrics import main_metric, score_logits
@@ -134,20 +143,49 @@ def _write_json(path: str, record: dict) -> None:
 
 
 def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str) -> dict:
-    """Train, keep the best dev epoch, save it to ``out``; returns the metrics history."""
+    """Train, keep the best dev epoch, save it to ``out``; returns the metrics history. One run
+    at a time writes ``out`` (a lock file beside it)."""
+    if len(train_ds) == 0:
+        raise ValueError("the training set is empty")
+    out = out.rstrip("/") or out
+    base = cfg.base or default_base()
+    _check_out(out, base)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    lock = hold_lock(f"{out}.lock", f"--out {out!r}")
+    try:
+        return _finetune(cfg, train_ds, dev_ds, label_names, out, base)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(f"{out}.lock")
+        os.close(lock)
+
+
+def _check_out(out: str, base: str) -> None:
+    """``out`` is replaced whole by each new best epoch: a new or empty folder, or one this
+    command wrote (its ``finetune.json``), never a folder of other files or the base."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a file, not a folder")
+    if os.path.isdir(out) and os.path.exists(base) and os.path.samefile(out, base):
+        raise ValueError(f"--out {out!r} is the base model: write the teacher to a new folder")
+    if (
+        os.path.isdir(out)
+        and os.listdir(out)
+        and not os.path.exists(os.path.join(out, "finetune.json"))
+    ):
+        raise ValueError(
+            f"--out {out!r} holds files that finetune-teacher did not write (no finetune.json); "
+            "each best epoch replaces --out whole, so give a new or empty folder"
+        )
+
+
+def _finetune(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: str, base: str) -> dict:
     import torch
     from transformers import get_linear_schedule_with_warmup
 
     from distill.checkpoints import load_classifier, load_tokenizer
 
-    if len(train_ds) == 0:
-        raise ValueError("the training set is empty")
-    out = out.rstrip("/") or out
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out!r} is a file, not a folder")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    base = cfg.base or default_base()
     regression = label_names is None
     names = list(label_names) if not regression else ["score"]
     tokenizer = load_tokenizer(base, role="base model")
@@ -176,21 +214,27 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     record = {"config": asdict(cfg) | {"base": base}, "run_id": run_id}
     box = {"history": [], "best": None, "best_epoch": None, "step": 0}
     resume = Checkpoint(f"{out}.checkpoint", run_id)
+    recover_swap(out, ".saving-*")  # a kill between the two renames of a swap without exchange
     for stale in glob.glob(glob.escape(out) + ".saving-*"):  # saves cut short by a kill
         shutil.rmtree(stale, ignore_errors=True)
     state = resume.load()
-    # ``out`` holds the state's best epoch, or the next one when a kill fell between its save
-    # and the state's (that epoch is then trained again, to the same weights)
-    if state is not None and _saved_epoch(out, run_id) in (
-        state["best_epoch"],
-        len(state["history"]) + 1,
-    ):
+    saved = _saved_epoch(out, run_id)
+    # the state is written before each swap: ``out`` holds the state's best epoch, or the one
+    # before when a kill fell between the two; the state's weights are then that best epoch
+    behind = (
+        state is not None
+        and saved != state["best_epoch"]
+        and state["best_epoch"] == len(state["history"])
+    )
+    if state is not None and (saved == state["best_epoch"] or behind):
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         rng.bit_generator.state = state["numpy_rng"]
         box.update({k: state[k] for k in box})
+        if behind:
+            _save(model, tokenizer, out, record | box)
         logger.info("resuming after epoch %d (from %s)", len(box["history"]), resume.path)
     elif state is not None:
         logger.warning("%s does not hold this run's best epoch: training from the start", out)
@@ -220,10 +264,10 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
     def after(epoch: dict) -> bool:
         history.append(epoch)
         logger.info("epoch %d: dev %s", epoch["epoch"], epoch["dev"])
-        if box["best"] is None or main_metric(cfg.task, epoch["dev"]) > box["best"]:
+        better = box["best"] is None or main_metric(cfg.task, epoch["dev"]) > box["best"]
+        if better:
             box.update(best=main_metric(cfg.task, epoch["dev"]), best_epoch=epoch["epoch"])
-            _save(model, tokenizer, out, record | box)
-        resume.save(
+        resume.save(  # first: a kill before the swap below leaves a state that can redo it
             {
                 "model": model.state_dict(),
                 "optimizer": optim.state_dict(),
@@ -233,6 +277,8 @@ def finetune_teacher(cfg: FinetuneConfig, train_ds, dev_ds, label_names, out: st
                 **box,
             }
         )
+        if better:
+            _save(model, tokenizer, out, record | box)
         return box["step"] < total
 
     if box["step"] < total:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -28,7 +30,10 @@ def glue_metrics(task: str, predictions, references) -> dict[str, float]:
 
 
 def main_metric(task: str, metrics: dict[str, float]) -> float:
-    return metrics[get_task(task).main_metric]
+    """The number that picks epochs; NaN (Pearson of constant predictions) ranks below every
+    number, so a NaN first epoch never blocks the later ones."""
+    value = metrics[get_task(task).main_metric]
+    return -math.inf if math.isnan(value) else value
 
 
 def score_logits(task: str, logits: np.ndarray, labels) -> dict[str, float]:

@@ -188,15 +188,21 @@ def _locked(path: str) -> int:
     return fd
 
 
+def _old_first(folder: str) -> bool:
+    return not folder.endswith(".old")
+
+
 def clean_stale(out: str) -> list[str]:
-    """Remove staging folders of ``out`` whose build is gone (lock free or no lock file)."""
+    """Remove staging folders of ``out`` whose build is gone (lock free or no lock file). A
+    build killed inside a swap without RENAME_EXCHANGE left ``out`` missing and the old set at
+    ``<staging>.old``: that folder is put back at ``out`` instead."""
     import fcntl
 
     removed = []
-    for folder in glob.glob(glob.escape(out) + ".staging-*"):
+    for folder in sorted(glob.glob(glob.escape(out) + ".staging-*"), key=_old_first):
         if folder.endswith(".lock"):
             continue
-        lock = folder + ".lock"
+        lock = folder.removesuffix(".old") + ".lock"
         fd = None
         if os.path.exists(lock):
             fd = os.open(lock, os.O_RDWR)
@@ -205,12 +211,16 @@ def clean_stale(out: str) -> list[str]:
             except OSError:
                 os.close(fd)
                 continue  # a live build
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder.endswith(".old") and not os.path.lexists(out):
+            os.rename(folder, out)
+            logger.warning("%s was missing after a cut swap: the old set is back", out)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.unlink(lock)
             os.close(fd)
-        removed.append(folder)
     for lock in glob.glob(glob.escape(out) + ".staging-*.lock"):
         if not os.path.exists(lock[: -len(".lock")]):
             fd = os.open(lock, os.O_RDWR)

@@ -620,17 +620,24 @@ def test_a_killed_finetune_teacher_resumes_and_its_out_is_always_whole(glue_dir,
         time.sleep(0.02)
     assert proc.poll() is None, (tmp_path / "r1.log").read_text()[-2000:]  # still training
     kill_group(proc)
-    assert _holds_its_epoch(resumed, tmp_path / "ft-dev.tsv") == 1  # epoch 1, whole
-    proc = _train(_finetune_argv(glue_dir, base, resumed, tmp_path), tmp_path / "r2.log")
-    assert proc.wait(timeout=600) == 0, (tmp_path / "r2.log").read_text()[-2000:]
-    assert "resuming after epoch 1" in (tmp_path / "r2.log").read_text()
-    weights = [(d / "model.safetensors").read_bytes() for d in (whole, resumed)]
-    assert weights[0] == weights[1]
-    one, two = (json.loads((d / "finetune.json").read_text()) for d in (whole, resumed))
-    assert [h["train_loss"] for h in one["history"]] == [h["train_loss"] for h in two["history"]]
-    assert one["best_epoch"] == _holds_its_epoch(resumed, tmp_path / "ft-dev.tsv")
-    assert not list(tmp_path.glob("resumed.saving-*"))
-    assert not (tmp_path / "resumed.checkpoint").exists()
+    # the state is written before the swap: --out is absent (the kill fell between) or epoch 1
+    assert not resumed.exists() or _holds_its_epoch(resumed, tmp_path / "ft-dev.tsv") == 1
+    # the kill between them, for certain: the same state beside an --out never swapped in
+    behind = tmp_path / "behind"
+    shutil.copytree(tmp_path / "resumed.checkpoint", tmp_path / "behind.checkpoint")
+    for out, log in ((resumed, "r2.log"), (behind, "b2.log")):
+        proc = _train(_finetune_argv(glue_dir, base, out, tmp_path), tmp_path / log)
+        assert proc.wait(timeout=600) == 0, (tmp_path / log).read_text()[-2000:]
+        assert "resuming after epoch 1" in (tmp_path / log).read_text()
+        weights = [(d / "model.safetensors").read_bytes() for d in (whole, out)]
+        assert weights[0] == weights[1]
+        one, two = (json.loads((d / "finetune.json").read_text()) for d in (whole, out))
+        assert [h["train_loss"] for h in one["history"]] == [
+            h["train_loss"] for h in two["history"]
+        ]
+        assert one["best_epoch"] == _holds_its_epoch(out, tmp_path / "ft-dev.tsv")
+        assert not list(tmp_path.glob(f"{out.name}.saving-*"))
+        assert not (tmp_path / f"{out.name}.checkpoint").exists()
 
 
 def test_replace_folder_swaps_whole_folders_with_or_without_renameat2(tmp_path, monkeypatch):
@@ -650,6 +657,60 @@ def test_replace_folder_swaps_whole_folders_with_or_without_renameat2(tmp_path, 
     old = checkpoints.replace_folder(str(folder("c", "3")), str(out))
     assert (out / "f").read_text() == "3" and (Path(old) / "f").read_text() == "2"
     assert not (tmp_path / "c").exists()
+    rename = os.rename
+
+    def second_fails(a, b):
+        if Path(a).name == "d":
+            raise OSError(28, "No space left on device")
+        rename(a, b)
+
+    monkeypatch.setattr(checkpoints.os, "rename", second_fails)
+    with pytest.raises(OSError):
+        checkpoints.replace_folder(str(folder("d", "4")), str(out))
+    assert (out / "f").read_text() == "3"  # the old folder is put back
+
+
+def test_a_swap_cut_between_its_renames_gets_its_old_folder_back(tmp_path):
+    """Without RENAME_EXCHANGE a swap is two renames; a kill between them leaves --out missing
+    and the old folder at <staged>.old. The next run puts it back instead of removing it."""
+    from distill.checkpoints import recover_swap
+    from pipelines.outdir import clean_stale
+
+    def cut(out: Path, staged: str) -> None:  # the folders that kill leaves
+        (tmp_path / f"{staged}.old").mkdir()
+        (tmp_path / f"{staged}.old" / "f").write_text("old")
+        (tmp_path / staged).mkdir()
+        (tmp_path / staged / "f").write_text("new")
+
+    teacher = tmp_path / "teacher"
+    cut(teacher, "teacher.saving-ab12")
+    assert recover_swap(str(teacher), ".saving-*") == f"{teacher}.saving-ab12.old"
+    assert (teacher / "f").read_text() == "old"
+    assert recover_swap(str(teacher), ".saving-*") is None  # --out is there: nothing to do
+    sset = tmp_path / "set"
+    cut(sset, "set.staging-cd34")
+    (tmp_path / "set.staging-cd34.lock").write_text("")  # its build's lock, free: the build died
+    assert clean_stale(str(sset)) == [f"{sset}.staging-cd34"]
+    assert (sset / "f").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("set")) == ["set"]
+
+
+def test_the_run_fingerprint_tells_slices_of_one_table_apart():
+    """A slice shares its parent's buffers: the hash must see its offset and length."""
+    import hashlib
+
+    from distill.checkpoints import hash_table
+
+    ds = datasets.Dataset.from_dict({"text_a": [f"s{i}" for i in range(8)], "label": [0, 1] * 4})
+
+    def digest(d) -> str:
+        h = hashlib.sha256()
+        hash_table(h, d.with_format("arrow")[:])
+        return h.hexdigest()
+
+    parts = [ds.select(range(0, 2)), ds.select(range(2, 4)), ds.select(range(0, 4)), ds]
+    assert len({digest(d) for d in parts}) == 4
+    assert digest(ds.select(range(2, 4))) == digest(ds.select(range(2, 4)))
 
 
 def test_a_checkpoint_of_other_data_or_config_is_not_resumed():

@@ -124,3 +124,57 @@ def test_finetune_refuses_a_layer_decay_above_one(glue_dir, tmp_path, capsys):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["transferset finetune-teacher: error: --layer-decay is at most 1; got 1.5"]
+
+
+def _argv(glue_dir, tmp_path, out, *more) -> list[str]:
+    sst2 = glue_dir / "SST-2"
+    argv = ["finetune-teacher", "--task", "sst2", "--train", str(sst2 / "train.tsv")]
+    return argv + ["--dev", str(sst2 / "dev.tsv"), "--limit", "20", "--out", str(out), *more]
+
+
+def test_finetune_refuses_an_out_of_other_files_or_the_base_and_touches_nothing(
+    glue_dir, tiny_teacher, tmp_path, capsys
+):
+    """Each best epoch replaces --out whole, so a folder holding anything but a teacher this
+    command wrote (say the folder of the training data) is refused before any work."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.tsv").write_text("sentence\tlabel\n")
+    assert cli_main(_argv(glue_dir, tmp_path, data, "--base", str(tiny_teacher))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not write (no finetune.json)" in err[0], err
+    assert [p.name for p in data.iterdir()] == ["train.tsv"]
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tiny_teacher.iterdir())
+    assert cli_main(_argv(glue_dir, tmp_path, tiny_teacher, "--base", str(tiny_teacher))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the base model" in err[0], err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tiny_teacher.iterdir()) == before
+
+
+def test_a_second_finetune_teacher_on_the_same_out_is_refused(
+    glue_dir, tiny_teacher, tmp_path, capsys
+):
+    """The lock beside --out: while one run holds it, another says so in one line."""
+    import fcntl
+    import os
+
+    out = tmp_path / "teacher"
+    fd = os.open(f"{out}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another run's lock (another open file: flock excludes it)
+    try:
+        assert cli_main(_argv(glue_dir, tmp_path, out, "--base", str(tiny_teacher))) == 2
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another process is writing --out" in err[0], err
+    assert not out.exists()
+    code = cli_main(_argv(glue_dir, tmp_path, out, "--base", str(tiny_teacher), "--epochs", "1"))
+    assert code == 0 and (out / "finetune.json").exists()
+    assert not (tmp_path / "teacher.lock").exists()  # released and removed at the end
+
+
+def test_a_nan_metric_ranks_below_every_number():
+    """Pearson of constant predictions is NaN: it must not block every later epoch."""
+    nan = glue_metrics("stsb", [1.0, 1.0, 1.0], [0.0, 1.0, 2.0])
+    assert np.isnan(nan["pearson"]) and main_metric("stsb", nan) == -np.inf
+    assert main_metric("stsb", {"pearson": -0.9, "spearmanr": 0.0}) > main_metric("stsb", nan)
