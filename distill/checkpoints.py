@@ -221,11 +221,17 @@ class Checkpoint:
 def replace_folder(staged: str, out: str) -> str | None:
     """Put the finished folder ``staged`` at ``out``: at every moment ``out`` is the old folder
     or the new one, whole. Returns the path now holding the old folder (the caller removes it),
-    or None when there was none."""
+    or None when there was none. The new folder's files are on disk before the swap and the
+    swap is on disk when this returns (fsync), so a power cut cannot leave a named but empty
+    file."""
+    sync_folder(staged)
+    parent = os.path.dirname(os.path.abspath(out))
     if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
         os.rename(staged, out)  # replaces an empty folder atomically
+        _fsync(parent)
         return None
     if _exchange(staged, out):
+        _fsync(parent)
         return staged
     # no RENAME_EXCHANGE here (some network file systems, macOS): a short window without
     # ``out``, which a kill can make long: ``recover_swap`` puts the old folder back
@@ -236,7 +242,28 @@ def replace_folder(staged: str, out: str) -> str | None:
     except BaseException:
         os.rename(old, out)
         raise
+    _fsync(parent)
     return old
+
+
+def sync_folder(folder: str) -> None:
+    """fsync every file and folder under ``folder``, then ``folder`` itself."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                _fsync(path)
+        for name in dirs:
+            _fsync(os.path.join(root, name))
+    _fsync(folder)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def recover_swap(out: str, pattern: str) -> str | None:

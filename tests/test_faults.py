@@ -670,6 +670,26 @@ def test_replace_folder_swaps_whole_folders_with_or_without_renameat2(tmp_path, 
     assert (out / "f").read_text() == "3"  # the old folder is put back
 
 
+def test_replace_folder_puts_every_new_file_on_disk_before_the_swap(tmp_path, monkeypatch):
+    """A power cut must not leave a committed set or teacher whose files are named but empty:
+    every file and folder of the new folder is fsynced before the rename, the parent after."""
+    from distill import checkpoints
+
+    staged = tmp_path / "new"
+    (staged / "sub").mkdir(parents=True)
+    for name in ("a", "sub/b"):
+        (staged / name).write_text(name)
+    events = []
+    monkeypatch.setattr(
+        checkpoints.os, "fsync", lambda fd: events.append(os.readlink(f"/proc/self/fd/{fd}"))
+    )
+    monkeypatch.setattr(checkpoints.os, "rename", lambda a, b: events.append("rename"))
+    checkpoints.replace_folder(str(staged), str(tmp_path / "out"))
+    assert events[-2:] == ["rename", str(tmp_path)]
+    synced = set(events[:-2])
+    assert synced == {str(staged / p) for p in ("a", "sub/b", "sub")} | {str(staged)}
+
+
 def test_a_swap_cut_between_its_renames_gets_its_old_folder_back(tmp_path):
     """Without RENAME_EXCHANGE a swap is two renames; a kill between them leaves --out missing
     and the old folder at <staged>.old. The next run puts it back instead of removing it."""
