@@ -23,6 +23,12 @@ ROWS = [
         "bilstm-kd-augmented-dropout",
         "BiLSTM, KD with augmentation, `--dropout 0.3`, 6 epochs",
     ),
+    ("bilstm-kd-augmented-dropout-e12", "BiLSTM, KD with augmentation, `--dropout 0.3`, 12 epochs"),
+    ("bilstm-kd-augmented-dropout-e14", "BiLSTM, KD with augmentation, `--dropout 0.3`, 14 epochs"),
+    (
+        "bilstm-kd-n20-dropout-e8",
+        "BiLSTM, KD with augmentation (`n_iter 20` set), `--dropout 0.3`, 8 epochs",
+    ),
     ("transformer-3l-kd-augmented", "Transformer, 3 layers, KD with augmentation"),
 ]
 
