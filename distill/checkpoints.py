@@ -228,10 +228,10 @@ def replace_folder(staged: str, out: str) -> str | None:
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
         os.rename(staged, out)  # replaces an empty folder atomically
-        _fsync(parent)
+        fsync_path(parent)
         return None
     if _exchange(staged, out):
-        _fsync(parent)
+        fsync_path(parent)
         return staged
     # no RENAME_EXCHANGE here (some network file systems, macOS): a short window without
     # ``out``, which a kill can make long: ``recover_swap`` puts the old folder back
@@ -242,7 +242,7 @@ def replace_folder(staged: str, out: str) -> str | None:
     except BaseException:
         os.rename(old, out)
         raise
-    _fsync(parent)
+    fsync_path(parent)
     return old
 
 
@@ -252,13 +252,14 @@ def sync_folder(folder: str) -> None:
         for name in files:
             path = os.path.join(root, name)
             if not os.path.islink(path):
-                _fsync(path)
+                fsync_path(path)
         for name in dirs:
-            _fsync(os.path.join(root, name))
-    _fsync(folder)
+            fsync_path(os.path.join(root, name))
+    fsync_path(folder)
 
 
-def _fsync(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """fsync one file or folder (a folder: the names in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from distill.checkpoints import fsync_path
 from pipelines.exchange import match
 
 logger = logging.getLogger(__name__)
@@ -315,7 +316,7 @@ class _PartWriter:
             self.file.close()
             if self.local:
                 os.replace(self.tmp, self.path)
-                _fsync_folder(posixpath.dirname(self.path))
+                fsync_path(posixpath.dirname(self.path) or ".")
             else:
                 FileSystems.rename([self.tmp], [self.path])
         except BaseException:
@@ -327,14 +328,6 @@ class _PartWriter:
             self.file.close()
         with contextlib.suppress(Exception):
             FileSystems.delete([self.tmp])
-
-
-def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _part_batch(keys: np.ndarray, logits: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:

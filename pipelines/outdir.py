@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-from distill.checkpoints import replace_folder
+from distill.checkpoints import hold_lock, recover_swap, replace_folder
 from pipelines.exchange import match
 from pipelines.transfer_set import (
     DATA_GLOBS,
@@ -107,7 +107,7 @@ class Staging:
     def __enter__(self) -> Staging:
         if is_local(self.out):
             os.makedirs(os.path.dirname(os.path.abspath(self.out)), exist_ok=True)
-            self._fd = _locked(self.lock)
+            self._fd = hold_lock(self.lock, f"the staging folder {self.path}")
             removed = clean_stale(self.out)
             if removed:
                 logger.info(
@@ -156,15 +156,9 @@ class Committer:
             self._recheck()
             _commit_remote(self.path, self.out)
             return
-        import fcntl
-
-        fd = os.open(os.path.dirname(os.path.abspath(self.out)), os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _commits_lock(self.out):
             self._recheck()
             old = replace_folder(self.path, self.out)
-        finally:
-            os.close(fd)
         if old:
             shutil.rmtree(old, ignore_errors=True)  # the old set, after the swap
         with contextlib.suppress(OSError):  # its build is done; a held lock on it stays valid
@@ -180,16 +174,18 @@ class Committer:
         )
 
 
-def _locked(path: str) -> int:
+@contextlib.contextmanager
+def _commits_lock(out: str):
+    """The lock on ``out``'s parent folder that commits (and the repair of a cut one) take in
+    turns."""
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
-
-
-def _old_first(folder: str) -> bool:
-    return not folder.endswith(".old")
+    fd = os.open(os.path.dirname(os.path.abspath(out)), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def clean_stale(out: str) -> list[str]:
@@ -198,11 +194,13 @@ def clean_stale(out: str) -> list[str]:
     ``<staging>.old``: that folder is put back at ``out`` instead."""
     import fcntl
 
+    with _commits_lock(out):  # a commit in its two-rename window holds it: ``out`` is not lost
+        recover_swap(out, ".staging-*")
     removed = []
-    for folder in sorted(glob.glob(glob.escape(out) + ".staging-*"), key=_old_first):
+    for folder in glob.glob(glob.escape(out) + ".staging-*"):
         if folder.endswith(".lock"):
             continue
-        lock = folder.removesuffix(".old") + ".lock"
+        lock = folder.removesuffix(".old") + ".lock"  # ``<staging>.old``: its build's lock
         fd = None
         if os.path.exists(lock):
             fd = os.open(lock, os.O_RDWR)
@@ -211,12 +209,8 @@ def clean_stale(out: str) -> list[str]:
             except OSError:
                 os.close(fd)
                 continue  # a live build
-        if folder.endswith(".old") and not os.path.lexists(out):
-            os.rename(folder, out)
-            logger.warning("%s was missing after a cut swap: the old set is back", out)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.unlink(lock)
