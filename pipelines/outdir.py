@@ -188,43 +188,49 @@ def _commits_lock(out: str):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _unless_held(lock: str):
+    """Yield whether no live build holds ``lock`` (no such file, or its ``flock`` is free); a
+    free lock file is removed on leaving the block, while this process still holds it."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        yield True
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        yield False  # a live build
+        return
+    try:
+        yield True
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+    finally:
+        os.close(fd)
+
+
 def clean_stale(out: str) -> list[str]:
     """Remove staging folders of ``out`` whose build is gone (lock free or no lock file). A
     build killed inside a swap without RENAME_EXCHANGE left ``out`` missing and the old set at
     ``<staging>.old``: that folder is put back at ``out`` instead."""
-    import fcntl
-
     with _commits_lock(out):  # a commit in its two-rename window holds it: ``out`` is not lost
         recover_swap(out, ".staging-*")
     removed = []
     for folder in glob.glob(glob.escape(out) + ".staging-*"):
         if folder.endswith(".lock"):
             continue
-        lock = folder.removesuffix(".old") + ".lock"  # ``<staging>.old``: its build's lock
-        fd = None
-        if os.path.exists(lock):
-            fd = os.open(lock, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue  # a live build
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(lock)
-            os.close(fd)
+        with _unless_held(folder.removesuffix(".old") + ".lock") as free:  # ``.old``: its build's
+            if free:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
     for lock in glob.glob(glob.escape(out) + ".staging-*.lock"):
         if not os.path.exists(lock[: -len(".lock")]):
-            fd = os.open(lock, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.unlink(lock)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            with _unless_held(lock):
+                pass  # a free lock whose folder is gone: removed on leaving
     if os.path.isdir(out):  # staging folders inside ``out`` (earlier versions of the build)
         for folder in glob.glob(os.path.join(glob.escape(out), ".staging-*")):
             shutil.rmtree(folder, ignore_errors=True)

@@ -715,6 +715,27 @@ def test_a_swap_cut_between_its_renames_gets_its_old_folder_back(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("set")) == ["set"]
 
 
+def test_clean_stale_keeps_what_a_live_build_holds(tmp_path):
+    """A staging folder or lone lock whose flock another open file holds is a live build's:
+    kept. Free ones (and a folder with no lock file) are removed, their lock files too."""
+    from distill.checkpoints import hold_lock
+    from pipelines.outdir import clean_stale
+
+    out = str(tmp_path / "set")
+    for name in ("live", "dead", "nolock"):
+        Path(f"{out}.staging-{name}").mkdir()
+    for name in ("live", "dead", "orphan-live", "orphan-dead"):
+        Path(f"{out}.staging-{name}.lock").write_text("")
+    fds = [hold_lock(f"{out}.staging-{n}.lock", n) for n in ("live", "orphan-live")]
+    try:
+        assert sorted(clean_stale(out)) == [f"{out}.staging-dead", f"{out}.staging-nolock"]
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == ["set.staging-live", "set.staging-live.lock", "set.staging-orphan-live.lock"]
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def test_the_run_fingerprint_tells_slices_of_one_table_apart():
     """A slice shares its parent's buffers: the hash must see its offset and length."""
     import hashlib
