@@ -160,6 +160,11 @@ ROWS = {
         "sst2-h-n8-nbr-added",
         (*GLOVE_TRAIN, "--seed", "1"),
     ),
+    "h-nbr-added-seed2": (
+        "honest, neighbour swap added to the three ops, seed 2",
+        "sst2-h-n8-nbr-added",
+        (*GLOVE_TRAIN, "--seed", "2"),
+    ),
 }
 
 
