@@ -28,7 +28,8 @@ OPSET = 17
 def bilstm_graph(model, pairs: bool):
     """The BiLSTM student as an ONNX graph, built node by node: embeddings -> one
     bidirectional ``LSTM`` node fed ``sequence_lens`` (ONNX Runtime stops each row at its
-    length in both directions: no packing, no padded steps) -> its final states -> the head.
+    length in both directions: no packing, no padded steps) -> its final states (or, with
+    ``pooling="max"``, each feature's max over the row's steps) -> the head.
     torch's gate order (i, f, g, o) becomes ONNX's (i, o, f, c)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -60,6 +61,16 @@ def bilstm_graph(model, pairs: bool):
     }
     if enc.static is not None:
         weights["static"] = enc.static.weight
+    if enc.pooling == "max":
+        weights |= {
+            "i0": np.array(0, dtype=np.int64),
+            "i1": np.array(1, dtype=np.int64),
+            "ax0": np.array([0], dtype=np.int64),
+            "ax1": np.array([1], dtype=np.int64),
+            "ax2": np.array([2], dtype=np.int64),
+            "flat3": np.array([0, 0, 2 * hidden], dtype=np.int64),
+            "neg_inf": np.array(-np.inf, dtype=np.float32),
+        }
     inits = [
         numpy_helper.from_array(
             v.detach().float().numpy() if isinstance(v, torch.Tensor) else v, name=k
@@ -81,13 +92,34 @@ def bilstm_graph(model, pairs: bool):
             helper.make_node(
                 "LSTM",
                 [f"xt{tag}", "W", "R", "B", f"sl{tag}"],
-                ["", f"hn{tag}"],
+                [f"y{tag}", f"hn{tag}"],
                 direction="bidirectional",
                 hidden_size=hidden,
             )
-        )  # hn: (2, batch, H), the final state of each direction
+        )  # y: (seq, 2, batch, H), every step's state; hn: (2, batch, H), the final ones
+        if enc.pooling == "max":
+            return max_pool(f"y{tag}", ids, lengths, tag)
         nodes.append(helper.make_node("Transpose", [f"hn{tag}"], [f"ht{tag}"], perm=[1, 0, 2]))
         nodes.append(helper.make_node("Reshape", [f"ht{tag}", "flat"], [f"h{tag}"]))
+        return f"h{tag}"
+
+    def max_pool(y: str, ids: str, lengths: str, tag: str) -> str:
+        """Each feature's max over the steps before the row's length (torch's masked max)."""
+
+        def node(op: str, ins: list[str], out: str, **attrs) -> None:
+            nodes.append(helper.make_node(op, ins, [out], **attrs))
+
+        node("Transpose", [y], f"yb{tag}", perm=[2, 0, 1, 3])  # (batch, seq, 2, H)
+        node("Reshape", [f"yb{tag}", "flat3"], f"yr{tag}")  # (batch, seq, 2H)
+        node("Shape", [ids], f"shape{tag}")
+        node("Gather", [f"shape{tag}", "i1"], f"seq{tag}", axis=0)
+        node("Range", ["i0", f"seq{tag}", "i1"], f"steps{tag}")
+        node("Unsqueeze", [f"steps{tag}", "ax0"], f"steps2{tag}")  # (1, seq)
+        node("Unsqueeze", [lengths, "ax1"], f"len2{tag}")  # (batch, 1)
+        node("Less", [f"steps2{tag}", f"len2{tag}"], f"valid{tag}")  # (batch, seq)
+        node("Unsqueeze", [f"valid{tag}", "ax2"], f"valid3{tag}")
+        node("Where", [f"valid3{tag}", f"yr{tag}", "neg_inf"], f"ym{tag}")
+        node("ReduceMax", [f"ym{tag}"], f"h{tag}", axes=[1], keepdims=0)  # (batch, 2H)
         return f"h{tag}"
 
     h = encoder("ids", "lengths", "a")

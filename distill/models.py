@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 @dataclass
@@ -18,6 +18,7 @@ class BiLSTMConfig:
     fc: int = 200  # ReLU layer before the logits
     two_channels: bool = False  # a static and a trainable embedding, concatenated
     pairs: bool = False  # siamese: [h1, h2, h1*h2, |h1-h2|]
+    pooling: str = "last"  # last: the final fwd / bwd states (Tang); max: max over the tokens
     dropout: float = 0.0
     frozen_words: int = 0  # the vocabulary's last rows keep their initial vectors (not trained)
 
@@ -46,6 +47,7 @@ class BiLSTMEncoder(nn.Module):
         width = cfg.embed_dim * (2 if cfg.two_channels else 1)
         self.lstm = nn.LSTM(width, cfg.hidden, batch_first=True, bidirectional=True)
         self.drop = nn.Dropout(cfg.dropout)
+        self.pooling = cfg.pooling
 
     def table(self) -> torch.Tensor:
         """The whole embedding table, trained rows then frozen ones."""
@@ -69,12 +71,18 @@ class BiLSTMEncoder(nn.Module):
         packed = pack_padded_sequence(
             self.drop(x), lengths.cpu(), batch_first=True, enforce_sorted=False
         )
-        _, (h, _) = self.lstm(packed)  # h: (2, batch, hidden)
+        out, (h, _) = self.lstm(packed)  # h: (2, batch, hidden)
+        if self.pooling == "max":  # each feature's largest value over the row's own tokens
+            y, lens = pad_packed_sequence(out, batch_first=True)  # rows back in input order
+            pad = torch.arange(y.shape[1])[None, :] >= lens[:, None]
+            y = y.masked_fill(pad.to(y.device).unsqueeze(-1), float("-inf"))
+            return y.max(dim=1).values  # (batch, 2 * hidden)
         return torch.cat([h[0], h[1]], dim=-1)  # (batch, 2 * hidden) final fwd / bwd states
 
 
 class BiLSTMStudent(nn.Module):
-    """Embeddings -> BiLSTM -> [fwd; bwd] final states -> ReLU(fc) -> logits."""
+    """Embeddings -> BiLSTM -> [fwd; bwd] final states (or their max over the tokens) ->
+    ReLU(fc) -> logits."""
 
     def __init__(self, cfg: BiLSTMConfig, vectors: torch.Tensor | None = None):
         super().__init__()

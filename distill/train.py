@@ -57,6 +57,12 @@ class BiLSTMSettings:
     two_channels: bool = setting(
         False, "a static and a trainable copy of the embeddings (no better on SST-2)"
     )
+    pooling: str = setting(
+        "last",
+        "last: the final forward and backward states (Tang); max: each feature's largest value "
+        "over the tokens (InferSent; better on MRPC: README, pair tasks)",
+        choices=("last", "max"),
+    )
     glove_words: int = setting(
         100_000,
         "glove only: GloVe's N most frequent words join the vocabulary as frozen rows, so a "
@@ -227,6 +233,7 @@ def _make_student(cfg: TrainConfig, ds, names, mask_token: str):
         fc=cfg.fc,
         two_channels=cfg.two_channels,
         pairs=is_pairs(ds),
+        pooling=cfg.pooling,
         dropout=cfg.dropout,
         frozen_words=len(extra),  # not the set's words: frozen, no optimiser state
     )

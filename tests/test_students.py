@@ -178,7 +178,8 @@ def test_evaluate_scores_an_export_like_the_trained_folder(trained_bilstm, tmp_p
         assert result["parameters"] == metrics["parameters"]
 
 
-def test_siamese_bilstm_learns_pairs_and_exports(tmp_path):
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_siamese_bilstm_learns_pairs_and_exports(tmp_path, pooling):
     import datasets
 
     rng = np.random.default_rng(0)
@@ -212,14 +213,18 @@ def test_siamese_bilstm_learns_pairs_and_exports(tmp_path):
     train = save(tmp_path / "train", *pairs(600))
     dev_a, dev_b, dev_y = pairs(150)
     dev = save(tmp_path / "dev", dev_a, dev_b, dev_y)
-    cfg = TrainConfig(task="mrpc", epochs=10, patience=10, batch_size=16, **SMALL)
+    cfg = TrainConfig(task="mrpc", epochs=10, patience=10, batch_size=16, pooling=pooling, **SMALL)
     metrics = train_student(cfg, train, dev, str(tmp_path / "student"))
     assert metrics["dev"]["accuracy"] >= 0.9  # both polarities must be read and compared
     info = export_model(str(tmp_path / "student"), str(tmp_path / "onnx"))
     assert info["inputs"] == ["ids", "lengths", "ids_b", "lengths_b"] and info["pairs"]
-    torch_out = Student.load(str(tmp_path / "student")).predict(dev_a, dev_b)
-    onnx_out = Student.load(str(tmp_path / "onnx")).predict(dev_a, dev_b)
-    assert np.abs(onnx_out.logits - torch_out.logits).max() < 1e-5
+    student = Student.load(str(tmp_path / "student"))
+    assert student.adapter.model.cfg.pooling == pooling  # saved and loaded with the weights
+    torch_out = student.predict(dev_a, dev_b)
+    onnx_out = Student.load(str(tmp_path / "onnx")).predict(dev_a, dev_b, batch_size=7)
+    assert np.abs(onnx_out.logits - torch_out.logits).max() < 1e-5  # ragged batches, any size
+    alone = student.predict(dev_a[:1], dev_b[:1]).logits  # no padding: the same row's logits
+    assert np.abs(alone - torch_out.logits[:1]).max() < 1e-5
     with pytest.raises(ValueError, match="150 texts but 3 second texts"):
         Student.load(str(tmp_path / "student")).predict(dev_a, dev_b[:3])
 
