@@ -29,6 +29,8 @@ ROWS = [
         "bilstm-kd-n20-dropout-e8",
         "BiLSTM, KD with augmentation (`n_iter 20` set), `--dropout 0.3`, 8 epochs",
     ),
+    ("bilstm-gold-maxpool", "BiLSTM, gold labels only, `--pooling max`"),
+    ("bilstm-kd-maxpool", "BiLSTM, KD with augmentation, `--dropout 0.3 --pooling max`, 6 epochs"),
     ("transformer-3l-kd-augmented", "Transformer, 3 layers, KD with augmentation"),
 ]
 
