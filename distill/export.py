@@ -57,11 +57,12 @@ def bilstm_graph(model, pairs: bool):
         "fc1_b": fc1.bias,
         "fc2_w": fc2.weight,
         "fc2_b": fc2.bias,
-        "flat": np.array([0, 2 * hidden], dtype=np.int64),
     }
     if enc.static is not None:
         weights["static"] = enc.static.weight
-    if enc.pooling == "max":
+    if enc.pooling == "last":
+        weights["flat"] = np.array([0, 2 * hidden], dtype=np.int64)
+    else:
         weights |= {
             "i0": np.array(0, dtype=np.int64),
             "i1": np.array(1, dtype=np.int64),
