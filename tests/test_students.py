@@ -166,6 +166,28 @@ def test_bilstm_exports_to_onnx_with_the_same_logits(trained_bilstm, tmp_path):
         export_model(str(root / "student"), str(tmp_path / "onnx"))
 
 
+def test_an_export_off_its_model_is_refused_and_nothing_is_left(
+    trained_bilstm, tmp_path, monkeypatch
+):
+    import distill.export as export
+
+    root = trained_bilstm[0]
+    monkeypatch.setattr(export, "QUANTIZED_TOLERANCE", 0.0)  # every int8 graph is off by > 0
+    for out, made in ((tmp_path / "new", False), (tmp_path / "empty", True)):
+        if made:
+            out.mkdir()
+        with pytest.raises(RuntimeError, match=r"int8 graph's mean difference .* is [0-9.e-]+, "):
+            export_model(str(root / "student"), str(out), quantize=True)
+        assert out.exists() == made and not (made and any(out.iterdir()))
+    argv = ["export", str(root / "student"), "--out", str(tmp_path / "cli"), "--quantize"]
+    assert cli_main(argv) == 2 and not (tmp_path / "cli").exists()
+    monkeypatch.setattr(export, "FP32_TOLERANCE", 0.0)
+    with pytest.raises(
+        RuntimeError, match="fp32 graph's largest difference .* a bug in the export"
+    ):
+        export_model(str(root / "student"), str(tmp_path / "fp32"))
+
+
 def test_evaluate_scores_an_export_like_the_trained_folder(trained_bilstm, tmp_path):
     root, metrics, _, _ = trained_bilstm
     assert cli_main(["export", str(root / "student"), "--out", str(tmp_path / "e")]) == 0
@@ -225,6 +247,12 @@ def test_siamese_bilstm_learns_pairs_and_exports(tmp_path, pooling):
     assert np.abs(onnx_out.logits - torch_out.logits).max() < 1e-5  # ragged batches, any size
     alone = student.predict(dev_a[:1], dev_b[:1]).logits  # no padding: the same row's logits
     assert np.abs(alone - torch_out.logits[:1]).max() < 1e-5
+    # int8: the two encoders share W and R, which ONNX Runtime's LSTM quantizer mishandles
+    int8 = export_model(str(tmp_path / "student"), str(tmp_path / "int8"), quantize=True)
+    assert 0 < int8["mean_abs_diff_quantized_vs_torch"] < 0.05
+    int8_out = Student.load(str(tmp_path / "int8")).predict(dev_a, dev_b)
+    assert np.abs(int8_out.logits - torch_out.logits).mean() < 0.05
+    assert np.mean(np.array(int8_out.labels) == np.array(torch_out.labels)) >= 0.98
     with pytest.raises(ValueError, match="150 texts but 3 second texts"):
         Student.load(str(tmp_path / "student")).predict(dev_a, dev_b[:3])
 
