@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from distill.checkpoints import apply_umask
+from distill.checkpoints import apply_umask, recover_swap, replace_folder
 from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained
 
 EXPORT_FILE = "export.json"
@@ -201,12 +202,32 @@ def export_model(
     if os.path.exists(os.path.join(model_dir, EXPORT_FILE)):
         raise ValueError(f"{model_dir!r} is already an export")
     adapter, meta = load_trained(model_dir, allow_pickle=allow_pickle)
-    if os.path.exists(out) and os.listdir(out):
-        if not overwrite:
-            raise ValueError(f"{out!r} is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
-    created = not os.path.exists(out)
-    os.makedirs(out, exist_ok=True)
+    recover_swap(out, ".exporting-*")  # a kill between the two renames of an --overwrite
+    if os.path.exists(out) and os.listdir(out) and not overwrite:
+        raise ValueError(f"{out!r} is not empty (pass --overwrite to replace it)")
+    # written and checked in a folder beside ``out``, then swapped in whole: a refused graph, an
+    # error or a kill leaves ``out`` as it was (a kill also leaves ``<out>.exporting-*``)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staged = tempfile.mkdtemp(
+        prefix=os.path.basename(os.path.abspath(out)) + ".exporting-", dir=parent
+    )
+    try:
+        info = _write(adapter, meta, model_dir, staged, quantize)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(staged, 0o777 & ~mask)  # mkdtemp's folder is 0700
+        old = replace_folder(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    return info
+
+
+def _write(adapter, meta: dict, model_dir: str, out: str, quantize: bool) -> dict:
+    """The export's files, into the empty folder ``out``; returns ``export.json``."""
     onnx_path = os.path.join(out, "model.onnx")
     texts = probe_texts()
     pairs = isinstance(adapter, BiLSTMAdapter) and adapter.model.cfg.pairs
@@ -247,14 +268,14 @@ def export_model(
             _export(module, inputs, names, axes, onnx_path)
     spread = max(float(expected.max() - expected.min()), 1.0)  # of the logits on probe_texts()
     fp32_diff, _ = _diffs(onnx_path, inputs, expected)
-    _refuse_if_off(out, created, "fp32 graph's largest", fp32_diff, FP32_TOLERANCE * spread)
+    _refuse_if_off("fp32 graph's largest", fp32_diff, FP32_TOLERANCE * spread)
     if quantize:
         tmp = onnx_path + ".fp32"
         os.replace(onnx_path, tmp)
         quantize_int8(tmp, onnx_path)
         os.remove(tmp)
         int8_diff, int8_mean = _diffs(onnx_path, inputs, expected)
-        _refuse_if_off(out, created, "int8 graph's mean", int8_mean, QUANTIZED_TOLERANCE * spread)
+        _refuse_if_off("int8 graph's mean", int8_mean, QUANTIZED_TOLERANCE * spread)
     info = {
         "format": "onnx",
         "opset": OPSET,
@@ -399,15 +420,9 @@ def _session(path: str, threads: int | None = None):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def _refuse_if_off(out: str, created: bool, what: str, diff: float, bound: float) -> None:
-    if diff <= bound:
+def _refuse_if_off(what: str, diff: float, bound: float) -> None:
+    if diff <= bound:  # NaN is refused too
         return
-    if created:
-        shutil.rmtree(out)
-    else:  # the user's folder, empty before (or emptied by --overwrite): leave it empty
-        for name in os.listdir(out):
-            path = os.path.join(out, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     hint = "export without --quantize" if what.startswith("int8") else "a bug in the export"
     raise RuntimeError(
         f"the {what} difference from the trained model's logits on the probe texts is "

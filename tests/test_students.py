@@ -166,19 +166,24 @@ def test_bilstm_exports_to_onnx_with_the_same_logits(trained_bilstm, tmp_path):
         export_model(str(root / "student"), str(tmp_path / "onnx"))
 
 
-def test_an_export_off_its_model_is_refused_and_nothing_is_left(
+def test_an_export_off_its_model_is_refused_and_out_is_left_as_it_was(
     trained_bilstm, tmp_path, monkeypatch
 ):
     import distill.export as export
 
     root = trained_bilstm[0]
+    kept = tmp_path / "kept"
+    export_model(str(root / "student"), str(kept))
+    before = {p.name: p.read_bytes() for p in kept.iterdir()}
     monkeypatch.setattr(export, "QUANTIZED_TOLERANCE", 0.0)  # every int8 graph is off by > 0
-    for out, made in ((tmp_path / "new", False), (tmp_path / "empty", True)):
-        if made:
-            out.mkdir()
+    (tmp_path / "empty").mkdir()
+    for name, overwrite in (("new", False), ("empty", False), ("kept", True)):
         with pytest.raises(RuntimeError, match=r"int8 graph's mean difference .* is [0-9.e-]+, "):
-            export_model(str(root / "student"), str(out), quantize=True)
-        assert out.exists() == made and not (made and any(out.iterdir()))
+            export_model(
+                str(root / "student"), str(tmp_path / name), quantize=True, overwrite=overwrite
+            )
+    assert not (tmp_path / "new").exists() and not any((tmp_path / "empty").iterdir())
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == before  # --overwrite kept the old
     argv = ["export", str(root / "student"), "--out", str(tmp_path / "cli"), "--quantize"]
     assert cli_main(argv) == 2 and not (tmp_path / "cli").exists()
     monkeypatch.setattr(export, "FP32_TOLERANCE", 0.0)
@@ -186,6 +191,13 @@ def test_an_export_off_its_model_is_refused_and_nothing_is_left(
         RuntimeError, match="fp32 graph's largest difference .* a bug in the export"
     ):
         export_model(str(root / "student"), str(tmp_path / "fp32"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "kept"]  # no staging left
+    monkeypatch.undo()
+    info = export_model(str(root / "student"), str(kept), overwrite=True, quantize=True)
+    assert info["quantized"] and json.loads((kept / "export.json").read_text())["quantized"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert kept.stat().st_mode & 0o777 == 0o777 & ~mask  # the swapped-in folder, not mkdtemp's
 
 
 def test_evaluate_scores_an_export_like_the_trained_folder(trained_bilstm, tmp_path):
