@@ -200,6 +200,43 @@ def test_an_export_off_its_model_is_refused_and_out_is_left_as_it_was(
     assert kept.stat().st_mode & 0o777 == 0o777 & ~mask  # the swapped-in folder, not mkdtemp's
 
 
+def test_an_export_killed_while_it_writes_leaves_the_old_one_whole(trained_bilstm, tmp_path):
+    """kill -9 of a real ``transferset export --overwrite`` while its staging folder exists."""
+    import subprocess
+    import sys
+    import time
+
+    from test_scale_resume import kill_group
+
+    root = trained_bilstm[0]
+    kept = tmp_path / "kept"
+    export_model(str(root / "student"), str(kept))
+    before = {p.name: p.read_bytes() for p in kept.iterdir()}
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]), OMP_NUM_THREADS="1")
+    argv = ["export", str(root / "student"), "--out", str(kept), "--overwrite", "--quantize"]
+    killed = 0
+    for _ in range(3):  # the window is short: try again where the export finished first
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "transferset_cli", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        while proc.poll() is None and not list(tmp_path.glob("kept.exporting-*/vocab.json")):
+            time.sleep(0.002)
+        if proc.poll() is None:
+            kill_group(proc)
+            killed += 1
+            break
+        assert proc.returncode == 0
+        before = {p.name: p.read_bytes() for p in kept.iterdir()}  # it finished: the new one
+    assert killed and {p.name: p.read_bytes() for p in kept.iterdir()} == before
+    assert [p.name.split("-")[0] for p in tmp_path.glob("kept.exporting-*")] == ["kept.exporting"]
+    info = export_model(str(root / "student"), str(kept), overwrite=True)  # works after the kill
+    assert info["max_abs_diff_vs_torch"] < 1e-5
+
+
 def test_evaluate_scores_an_export_like_the_trained_folder(trained_bilstm, tmp_path):
     root, metrics, _, _ = trained_bilstm
     assert cli_main(["export", str(root / "student"), "--out", str(tmp_path / "e")]) == 0
