@@ -165,6 +165,11 @@ ROWS = {
         "sst2-h-n8-nbr-added",
         (*GLOVE_TRAIN, "--seed", "2"),
     ),
+    "h-maxpool": (
+        "honest baseline with `--pooling max` (each feature's max over the tokens)",
+        "sst2-h-n8",
+        (*GLOVE_TRAIN, "--pooling", "max"),
+    ),
 }
 
 
