@@ -9,9 +9,12 @@ the row's last token. That is the packed computation exactly (tested against tor
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 
@@ -22,6 +25,7 @@ from torch import nn
 from distill.checkpoints import apply_umask, recover_swap, replace_folder
 from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained
 
+logger = logging.getLogger(__name__)
 EXPORT_FILE = "export.json"
 OPSET = 17
 # An exported graph is refused, nothing written, when its logits on probe_texts() are off the
@@ -202,28 +206,57 @@ def export_model(
     if os.path.exists(os.path.join(model_dir, EXPORT_FILE)):
         raise ValueError(f"{model_dir!r} is already an export")
     adapter, meta = load_trained(model_dir, allow_pickle=allow_pickle)
-    recover_swap(out, ".exporting-*")  # a kill between the two renames of an --overwrite
     if os.path.exists(out) and os.listdir(out) and not overwrite:
         raise ValueError(f"{out!r} is not empty (pass --overwrite to replace it)")
-    # written and checked in a folder beside ``out``, then swapped in whole: a refused graph, an
-    # error or a kill leaves ``out`` as it was (a kill also leaves ``<out>.exporting-*``)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staged = tempfile.mkdtemp(
-        prefix=os.path.basename(os.path.abspath(out)) + ".exporting-", dir=parent
+    return _publish(
+        out, overwrite, lambda folder: _write(adapter, meta, model_dir, folder, quantize)
     )
+
+
+def _publish(out: str, overwrite: bool, write) -> dict:
+    """``write(folder)`` into a new folder beside ``out``, then that folder swapped in whole: a
+    refused graph, an error or a kill leaves ``out`` as it was (what a kill leaves beside it,
+    ``<out>.exporting-*``, the next export into ``out`` removes). Where no folder can be made
+    beside ``out`` (a mount point, a parent it cannot write), ``write`` runs in ``out`` itself
+    and a failure leaves it empty."""
+    out = os.path.realpath(out)  # a link's target is replaced, not the link; no trailing slash
+    recover_swap(out, ".exporting-*")  # a kill between the two renames of a swap
+    for stale in glob.glob(glob.escape(out) + ".exporting-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    if os.path.ismount(out) or not os.access(parent, os.W_OK):
+        logger.warning("%s: no folder can be made beside it; the export is written in place", out)
+        os.makedirs(out, exist_ok=True)
+        _empty(out)
+        try:
+            return write(out)
+        except BaseException:
+            _empty(out)
+            raise
+    staged = tempfile.mkdtemp(prefix=os.path.basename(out) + ".exporting-", dir=parent)
     try:
-        info = _write(adapter, meta, model_dir, staged, quantize)
+        info = write(staged)
         mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(staged, 0o777 & ~mask)  # mkdtemp's folder is 0700
+        os.umask(mask)  # mkdtemp's folder is 0700; the setgid bit of a shared parent stays
+        os.chmod(staged, (0o777 & ~mask) | (os.stat(staged).st_mode & stat.S_ISGID))
+        if not overwrite and os.path.exists(out) and os.listdir(out):
+            raise ValueError(f"{out!r} was filled while the export ran; nothing was replaced")
         old = replace_folder(staged, out)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    if old:  # renamed first: recover_swap must never bring back a half-removed folder
+        trash = old + ".trash"
+        os.rename(old, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     return info
+
+
+def _empty(folder: str) -> None:
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
 
 def _write(adapter, meta: dict, model_dir: str, out: str, quantize: bool) -> dict:
@@ -310,7 +343,7 @@ def quantize_int8(src: str, dst: str) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     proto = onnx.load(src)
-    graph, seen = proto.graph, set()
+    graph, seen, copied = proto.graph, set(), False
     inits = {i.name: i for i in graph.initializer}
     for k, node in enumerate(n for n in graph.node if n.op_type == "LSTM"):
         for j in (1, 2):  # W, R
@@ -321,8 +354,10 @@ def quantize_int8(src: str, dst: str) -> None:
                 copy.name = f"{name}_lstm{k}"
                 graph.initializer.append(copy)
                 node.input[j] = copy.name
+                copied = True
             seen.add(name)
-    onnx.save(proto, src)
+    if copied:
+        onnx.save(proto, src)
     quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
 
 

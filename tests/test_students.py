@@ -175,7 +175,7 @@ def test_an_export_off_its_model_is_refused_and_out_is_left_as_it_was(
     kept = tmp_path / "kept"
     export_model(str(root / "student"), str(kept))
     before = {p.name: p.read_bytes() for p in kept.iterdir()}
-    monkeypatch.setattr(export, "QUANTIZED_TOLERANCE", 0.0)  # every int8 graph is off by > 0
+    monkeypatch.setattr(export, "QUANTIZED_TOLERANCE", -1.0)  # every int8 graph is refused
     (tmp_path / "empty").mkdir()
     for name, overwrite in (("new", False), ("empty", False), ("kept", True)):
         with pytest.raises(RuntimeError, match=r"int8 graph's mean difference .* is [0-9.e-]+, "):
@@ -186,7 +186,7 @@ def test_an_export_off_its_model_is_refused_and_out_is_left_as_it_was(
     assert {p.name: p.read_bytes() for p in kept.iterdir()} == before  # --overwrite kept the old
     argv = ["export", str(root / "student"), "--out", str(tmp_path / "cli"), "--quantize"]
     assert cli_main(argv) == 2 and not (tmp_path / "cli").exists()
-    monkeypatch.setattr(export, "FP32_TOLERANCE", 0.0)
+    monkeypatch.setattr(export, "FP32_TOLERANCE", -1.0)
     with pytest.raises(
         RuntimeError, match="fp32 graph's largest difference .* a bug in the export"
     ):
@@ -223,7 +223,13 @@ def test_an_export_killed_while_it_writes_leaves_the_old_one_whole(trained_bilst
             env=env,
             start_new_session=True,
         )
-        while proc.poll() is None and not list(tmp_path.glob("kept.exporting-*/vocab.json")):
+
+        def writing() -> bool:  # a staging folder with files but no export.json: before the swap
+            return any(not (p.parent / "export.json").exists()
+                       for p in tmp_path.glob("kept.exporting-*/vocab.json"))  # fmt: skip
+
+        deadline = time.time() + 120
+        while proc.poll() is None and not writing() and time.time() < deadline:
             time.sleep(0.002)
         if proc.poll() is None:
             kill_group(proc)
@@ -235,6 +241,34 @@ def test_an_export_killed_while_it_writes_leaves_the_old_one_whole(trained_bilst
     assert [p.name.split("-")[0] for p in tmp_path.glob("kept.exporting-*")] == ["kept.exporting"]
     info = export_model(str(root / "student"), str(kept), overwrite=True)  # works after the kill
     assert info["max_abs_diff_vs_torch"] < 1e-5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # the kill's folder is removed
+
+
+def test_an_export_into_a_link_or_a_mount_point(trained_bilstm, tmp_path, monkeypatch):
+    import subprocess
+
+    import distill.export as export
+
+    model = str(trained_bilstm[0] / "student")
+    real, link = tmp_path / "real", tmp_path / "link"
+    export_model(model, str(real))
+    link.symlink_to(real)
+    export_model(model, str(link) + "/", overwrite=True, quantize=True)  # a trailing slash too
+    assert link.is_symlink() and json.loads((real / "export.json").read_text())["quantized"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("mounting is not allowed here")
+    try:  # a mount point cannot be swapped: written in place, and a refused graph leaves it empty
+        export_model(model, str(mnt))
+        assert (mnt / "export.json").exists() and os.path.ismount(mnt)
+        monkeypatch.setattr(export, "QUANTIZED_TOLERANCE", -1.0)
+        with pytest.raises(RuntimeError, match="int8 graph's mean difference"):
+            export_model(model, str(mnt), overwrite=True, quantize=True)
+        assert os.path.ismount(mnt) and not any(mnt.iterdir())
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
 def test_evaluate_scores_an_export_like_the_trained_folder(trained_bilstm, tmp_path):
