@@ -31,6 +31,10 @@ ROWS = [
     ),
     ("bilstm-gold-maxpool", "BiLSTM, gold labels only, `--pooling max`"),
     ("bilstm-kd-maxpool", "BiLSTM, KD with augmentation, `--dropout 0.3 --pooling max`, 6 epochs"),
+    (
+        "bilstm-kd-n20-maxpool",
+        "BiLSTM, KD with augmentation (`n_iter 20` set), `--dropout 0.3 --pooling max`, 6 epochs",
+    ),
     ("transformer-3l-kd-augmented", "Transformer, 3 layers, KD with augmentation"),
 ]
 

@@ -268,6 +268,14 @@ def test_glove_words_join_the_vocabulary_and_keep_their_vectors(sst2_kd_200, tmp
         TrainConfig(task="sst2", glove_words=-1).resolved()
 
 
+def test_pooling_defaults_to_max_for_pairs_and_last_for_single_sentences():
+    defaults = {t: TrainConfig(task=t).resolved().pooling for t in ("sst2", "mrpc", "stsb", "qqp")}
+    assert defaults == {"sst2": "last", "mrpc": "max", "stsb": "max", "qqp": "max"}
+    assert TrainConfig(task="mrpc", pooling="last").resolved().pooling == "last"  # as given
+    assert TrainConfig(task="sst2", pooling="max").resolved().pooling == "max"
+    assert TrainConfig(task="mrpc").pooling is None  # resolved only where the task is known
+
+
 def test_evaluate_scores_a_plain_teacher_checkpoint(sst2_kd_200, glue_dir, tmp_path):
     from augment.tasks import get_task
     from distill.evaluate import evaluate
