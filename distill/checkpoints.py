@@ -246,6 +246,16 @@ def replace_folder(staged: str, out: str) -> str | None:
     return old
 
 
+def discard(old: str | None) -> None:
+    """Remove the old folder ``replace_folder`` returned (None: nothing to do), renamed first to
+    ``<old>.trash``: a kill during the removal must not leave a half folder under the name that
+    ``recover_swap`` would put back at ``out``."""
+    if old:
+        trash = f"{old}.trash"
+        os.rename(old, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def sync_folder(folder: str) -> None:
     """fsync every file and folder under ``folder``, then ``folder`` itself."""
     for root, dirs, files in os.walk(folder, topdown=False):

@@ -14,15 +14,14 @@ import json
 import logging
 import os
 import shutil
-import stat
-import tempfile
+import uuid
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from distill.checkpoints import apply_umask, recover_swap, replace_folder
+from distill.checkpoints import apply_umask, discard, recover_swap, replace_folder
 from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained
 
 logger = logging.getLogger(__name__)
@@ -234,22 +233,17 @@ def _publish(out: str, overwrite: bool, write) -> dict:
         except BaseException:
             _empty(out)
             raise
-    staged = tempfile.mkdtemp(prefix=os.path.basename(out) + ".exporting-", dir=parent)
+    staged = f"{out}.exporting-{uuid.uuid4().hex[:12]}"
     try:
+        os.mkdir(staged)
         info = write(staged)
-        mask = os.umask(0)
-        os.umask(mask)  # mkdtemp's folder is 0700; the setgid bit of a shared parent stays
-        os.chmod(staged, (0o777 & ~mask) | (os.stat(staged).st_mode & stat.S_ISGID))
         if not overwrite and os.path.exists(out) and os.listdir(out):
             raise ValueError(f"{out!r} was filled while the export ran; nothing was replaced")
         old = replace_folder(staged, out)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    if old:  # renamed first: recover_swap must never bring back a half-removed folder
-        trash = old + ".trash"
-        os.rename(old, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    discard(old)
     return info
 
 

@@ -33,6 +33,7 @@ from distill.batching import bucketed_batches
 from distill.checkpoints import (
     Checkpoint,
     apply_umask,
+    discard,
     hash_table,
     hold_lock,
     recover_swap,
@@ -300,8 +301,7 @@ def _save(model, tokenizer, out: str, record: dict) -> None:
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    discard(old)
 
 
 def _saved_epoch(out: str, run_id: str) -> int | None:

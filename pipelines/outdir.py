@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-from distill.checkpoints import hold_lock, recover_swap, replace_folder
+from distill.checkpoints import discard, hold_lock, recover_swap, replace_folder
 from pipelines.exchange import match
 from pipelines.transfer_set import (
     DATA_GLOBS,
@@ -159,8 +159,7 @@ class Committer:
         with _commits_lock(self.out):
             self._recheck()
             old = replace_folder(self.path, self.out)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)  # the old set, after the swap
+        discard(old)  # the old set, after the swap
         with contextlib.suppress(OSError):  # its build is done; a held lock on it stays valid
             os.unlink(f"{self.path}.lock")
 

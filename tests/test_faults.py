@@ -713,6 +713,22 @@ def test_a_swap_cut_between_its_renames_gets_its_old_folder_back(tmp_path):
     assert clean_stale(str(sset)) == [f"{sset}.staging-cd34"]
     assert (sset / "f").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("set")) == ["set"]
+    # the old folder after a finished swap goes through discard: renamed first, so a kill
+    # during its removal leaves a .trash folder that nothing puts back at --out
+    from distill.checkpoints import discard
+
+    old = tmp_path / "model.saving-ef56.old"
+    old.mkdir()
+    (old / "f").write_text("half removed")
+    os.rename(old, f"{old}.trash")  # what a kill inside discard's rmtree leaves
+    assert recover_swap(str(tmp_path / "model"), ".saving-*") is None
+    assert not (tmp_path / "model").exists()
+    done = tmp_path / "model.saving-gh78.old"
+    done.mkdir()
+    (done / "f").write_text("old")
+    discard(str(done))
+    discard(None)  # no old folder: nothing to do
+    assert not done.exists() and not (tmp_path / f"{done.name}.trash").exists()
 
 
 def test_clean_stale_keeps_what_a_live_build_holds(tmp_path):

@@ -214,6 +214,11 @@ def test_an_export_killed_while_it_writes_leaves_the_old_one_whole(trained_bilst
     before = {p.name: p.read_bytes() for p in kept.iterdir()}
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]), OMP_NUM_THREADS="1")
     argv = ["export", str(root / "student"), "--out", str(kept), "--overwrite", "--quantize"]
+
+    def writing() -> bool:  # a staging folder with files but no export.json: before the swap
+        return any(not (p.parent / "export.json").exists()
+                   for p in tmp_path.glob("kept.exporting-*/vocab.json"))  # fmt: skip
+
     killed = 0
     for _ in range(3):  # the window is short: try again where the export finished first
         proc = subprocess.Popen(
@@ -223,11 +228,6 @@ def test_an_export_killed_while_it_writes_leaves_the_old_one_whole(trained_bilst
             env=env,
             start_new_session=True,
         )
-
-        def writing() -> bool:  # a staging folder with files but no export.json: before the swap
-            return any(not (p.parent / "export.json").exists()
-                       for p in tmp_path.glob("kept.exporting-*/vocab.json"))  # fmt: skip
-
         deadline = time.time() + 120
         while proc.poll() is None and not writing() and time.time() < deadline:
             time.sleep(0.002)
