@@ -317,7 +317,8 @@ def hold_lock(path: str, what: str) -> int:
     say in one line that another process holds it: two runs writing one folder would mix it."""
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    is_dir = os.path.isdir(path)  # a folder's own descriptor takes a flock too
+    fd = os.open(path, os.O_RDONLY if is_dir else os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

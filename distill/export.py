@@ -9,6 +9,7 @@ the row's last token. That is the packed computation exactly (tested against tor
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.checkpoints import apply_umask, discard, recover_swap, replace_folder
+from distill.checkpoints import apply_umask, discard, hold_lock, recover_swap, replace_folder
 from distill.students import BiLSTMAdapter, TransformerAdapter, load_trained
 
 logger = logging.getLogger(__name__)
@@ -219,20 +220,35 @@ def _publish(out: str, overwrite: bool, write) -> dict:
     beside ``out`` (a mount point, a parent it cannot write), ``write`` runs in ``out`` itself
     and a failure leaves it empty."""
     out = os.path.realpath(out)  # a link's target is replaced, not the link; no trailing slash
-    recover_swap(out, ".exporting-*")  # a kill between the two renames of a swap
-    for stale in glob.glob(glob.escape(out) + ".exporting-*"):
-        shutil.rmtree(stale, ignore_errors=True)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     if os.path.ismount(out) or not os.access(parent, os.W_OK):
         logger.warning("%s: no folder can be made beside it; the export is written in place", out)
         os.makedirs(out, exist_ok=True)
-        _empty(out)
+        lock = hold_lock(out, f"--out {out!r}")  # a folder's descriptor takes a flock too
         try:
+            _empty(out)
             return write(out)
         except BaseException:
             _empty(out)
             raise
+        finally:
+            os.close(lock)
+    # a second export into ``out`` waits for nothing: it stops, and cannot sweep the staging
+    # folder of the one that holds the lock
+    lock = hold_lock(f"{out}.lock", f"--out {out!r}")
+    try:
+        return _swap_in(out, overwrite, write)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(f"{out}.lock")
+        os.close(lock)
+
+
+def _swap_in(out: str, overwrite: bool, write) -> dict:
+    recover_swap(out, ".exporting-*")  # a kill between the two renames of a swap
+    for stale in glob.glob(glob.escape(out) + ".exporting-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     staged = f"{out}.exporting-{uuid.uuid4().hex[:12]}"
     try:
         os.mkdir(staged)

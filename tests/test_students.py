@@ -244,6 +244,31 @@ def test_an_export_killed_while_it_writes_leaves_the_old_one_whole(trained_bilst
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # the kill's folder is removed
 
 
+def test_a_second_export_into_one_out_stops_and_leaves_the_first_ones_folder(
+    trained_bilstm, tmp_path
+):
+    from distill.checkpoints import hold_lock
+
+    root = trained_bilstm[0]
+    out = tmp_path / "out"
+    export_model(str(root / "student"), str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    staging = tmp_path / "out.exporting-0123456789ab"  # the first export's, mid-write
+    staging.mkdir()
+    (staging / "vocab.json").write_text("{}")
+    fd = hold_lock(str(tmp_path / "out.lock"), "the first export")
+    try:
+        with pytest.raises(ValueError, match="another process is writing --out"):
+            export_model(str(root / "student"), str(out), overwrite=True)
+    finally:
+        os.close(fd)
+    assert (staging / "vocab.json").read_text() == "{}"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    info = export_model(str(root / "student"), str(out), overwrite=True)  # free again
+    assert info["max_abs_diff_vs_torch"] < 1e-5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # swept, unlocked
+
+
 def test_an_export_into_a_link_or_a_mount_point(trained_bilstm, tmp_path, monkeypatch):
     import subprocess
 
